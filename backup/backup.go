@@ -1,0 +1,199 @@
+// Package backup turns file trees and streams into snapshots.
+//
+// Files flow through a bounded pool of workers (read, split, hash, compress,
+// encrypt, hand to the repository writer) while one goroutine walks the
+// tree, so both cores stay busy and memory stays flat. Files unchanged since
+// the parent snapshot (same type, size, mtime, ctime and inode, and all
+// their blobs still indexed) are not read again.
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/escrow-backup/escrow/repo"
+)
+
+// Options describe one backup.
+type Options struct {
+	Paths         []string
+	Excludes      []string
+	OneFileSystem bool
+	Tags          []string
+	Host          string // defaults to the host name
+	// Parent is the snapshot to compare against; nil means the newest
+	// snapshot with the same host and paths.
+	Parent *repo.Snapshot
+	// NoParent reads every file again.
+	NoParent bool
+	// Workers read files in parallel; default twice the cores, at most 8.
+	Workers        int
+	ProgramVersion string
+	Logger         *slog.Logger
+	// Progress, when set, is called from the walker as files complete.
+	Progress func(Progress)
+	// Now is the clock; time.Now by default.
+	Now func() time.Time
+}
+
+// Progress counts work done so far.
+type Progress struct {
+	Files, Dirs uint64
+	BytesRead   uint64
+	Errors      int
+}
+
+// FileError is a path that could not be backed up.
+type FileError struct {
+	Path string
+	Err  error
+}
+
+func (e FileError) Error() string { return e.Path + ": " + e.Err.Error() }
+
+// Result is what a backup did.
+type Result struct {
+	Snapshot *repo.Snapshot
+	Parent   *repo.Snapshot
+	// Errors lists unreadable paths; when non-empty the snapshot is saved
+	// but tagged incomplete.
+	Errors    []FileError
+	Summary   repo.Summary
+	BytesRead uint64
+}
+
+// Incomplete reports whether some paths could not be read.
+func (r *Result) Incomplete() bool { return len(r.Errors) > 0 }
+
+func (o *Options) fill() {
+	if o.Workers <= 0 {
+		o.Workers = 2 * runtime.GOMAXPROCS(0)
+		if o.Workers > 8 {
+			o.Workers = 8
+		}
+	}
+	if o.Host == "" {
+		o.Host, _ = os.Hostname()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// FindParent returns the newest snapshot with the same host and paths, or nil.
+func FindParent(snaps []*repo.Snapshot, host string, paths []string) *repo.Snapshot {
+	sn, err := repo.FindSnapshot(snaps, "latest", repo.SnapshotFilter{Hosts: []string{host}, Paths: paths})
+	if err != nil {
+		return nil
+	}
+	return sn
+}
+
+// newSnapshot fills the fields every snapshot gets.
+func newSnapshot(opts *Options, paths []string, start time.Time) *repo.Snapshot {
+	sn := &repo.Snapshot{
+		Time:           start,
+		Paths:          paths,
+		Hostname:       opts.Host,
+		Tags:           append([]string(nil), opts.Tags...),
+		Excludes:       opts.Excludes,
+		ProgramVersion: opts.ProgramVersion,
+	}
+	if u, err := user.Current(); err == nil {
+		sn.Username = u.Username
+		if v, err := strconv.ParseUint(u.Uid, 10, 32); err == nil {
+			sn.UID = uint32(v)
+		}
+		if v, err := strconv.ParseUint(u.Gid, 10, 32); err == nil {
+			sn.GID = uint32(v)
+		}
+	}
+	return sn
+}
+
+// commit closes the writer (packs, then index) and only then saves the
+// snapshot, so a listed snapshot never references data that is not stored.
+func commit(ctx context.Context, r *repo.Repository, w *repo.Writer, sn *repo.Snapshot, res *Result, now func() time.Time) error {
+	if err := w.Close(ctx); err != nil {
+		return fmt.Errorf("store data: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	st := w.Stats()
+	s := &res.Summary
+	s.DataBlobs = int(st.DataBlobs.Load())
+	s.TreeBlobs = int(st.TreeBlobs.Load())
+	s.DataAdded = uint64(st.DataAdded.Load())
+	s.DataAddedPacked = uint64(st.DataAddedPacked.Load())
+	s.BackupEnd = now()
+	sum := *s
+	sn.Summary = &sum
+	if len(res.Errors) > 0 && !sn.HasTag(repo.TagIncomplete) {
+		sn.Tags = append(sn.Tags, repo.TagIncomplete)
+	}
+	if _, err := r.SaveSnapshot(ctx, sn); err != nil {
+		return fmt.Errorf("save snapshot: %w", err)
+	}
+	res.Snapshot = sn
+	return nil
+}
+
+// Files backs up the given paths.
+func Files(ctx context.Context, r *repo.Repository, opts Options) (*Result, error) {
+	opts.fill()
+	if len(opts.Paths) == 0 {
+		return nil, errors.New("nothing to back up: give at least one path")
+	}
+	ex, err := NewExcluder(opts.Excludes)
+	if err != nil {
+		return nil, err
+	}
+	var paths []string
+	for _, p := range opts.Paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, fmt.Errorf("path %s: %w", p, err)
+		}
+		if _, err := os.Lstat(abs); err != nil {
+			return nil, fmt.Errorf("cannot back up %s: %w", p, err)
+		}
+		paths = append(paths, abs)
+	}
+	sort.Strings(paths)
+
+	start := opts.Now()
+	res := &Result{Summary: repo.Summary{BackupStart: start}}
+	if !opts.NoParent {
+		res.Parent = opts.Parent
+	}
+	w := r.NewWriter(ctx)
+	a := newArchiver(ctx, r, w, &opts, ex, res)
+	rootID, err := a.run(ctx, paths)
+	if err != nil {
+		_ = w.Close(ctx) // index what was uploaded, so a re-run need not upload it again
+		return nil, err
+	}
+	sn := newSnapshot(&opts, paths, start)
+	sn.Tree = &rootID
+	if res.Parent != nil {
+		pid := res.Parent.ID
+		sn.Parent = &pid
+	}
+	if err := commit(ctx, r, w, sn, res, opts.Now); err != nil {
+		return nil, err
+	}
+	return res, nil
+}

@@ -1,0 +1,139 @@
+// Package remote moves named, immutable objects to and from storage.
+//
+// It knows nothing of the repository format: a Backend stores bytes under a
+// Handle (a file type and a name) and hands them back, whole or as a range.
+// The layout of names under a prefix is restic's default layout, shared by
+// every backend so that a repository can be copied between them as files.
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+)
+
+// FileType is the kind of object; each kind lives in its own folder.
+type FileType string
+
+// The object kinds of a restic repository.
+const (
+	PackFile     FileType = "data"
+	KeyFile      FileType = "keys"
+	LockFile     FileType = "locks"
+	SnapshotFile FileType = "snapshots"
+	IndexFile    FileType = "index"
+	ConfigFile   FileType = "config"
+)
+
+// FileTypes lists every kind a repository holds, in the order a full listing walks them.
+var FileTypes = []FileType{ConfigFile, KeyFile, LockFile, SnapshotFile, IndexFile, PackFile}
+
+// Handle names one object.
+type Handle struct {
+	Type FileType
+	Name string // hex ID; empty for the config file
+}
+
+func (h Handle) String() string {
+	if h.Type == ConfigFile {
+		return "config"
+	}
+	n := h.Name
+	if len(n) > 8 {
+		n = n[:8]
+	}
+	return string(h.Type) + "/" + n
+}
+
+// Valid reports whether the handle can name an object.
+func (h Handle) Valid() error {
+	switch h.Type {
+	case ConfigFile:
+		return nil
+	case PackFile, KeyFile, LockFile, SnapshotFile, IndexFile:
+	default:
+		return fmt.Errorf("invalid file type %q", h.Type)
+	}
+	if h.Name == "" {
+		return fmt.Errorf("empty name for %s object", h.Type)
+	}
+	return nil
+}
+
+// ObjectPath is the object's path relative to the repository root in restic's
+// default layout: data/<first two hex digits>/<id>, <type>/<id>, and config.
+func ObjectPath(h Handle) string {
+	switch h.Type {
+	case ConfigFile:
+		return "config"
+	case PackFile:
+		if len(h.Name) >= 2 {
+			return path.Join("data", h.Name[:2], h.Name)
+		}
+	}
+	return path.Join(string(h.Type), h.Name)
+}
+
+// FileInfo describes a stored object.
+type FileInfo struct {
+	Name string
+	Size int64
+}
+
+// Backend stores objects. Implementations must make an object visible under
+// its name only once it is completely written, so that a crash never leaves
+// a half-written object behind a valid name.
+type Backend interface {
+	// Location names the store for messages, without secrets.
+	Location() string
+	// Save stores data under h. Saving over an existing object is allowed
+	// (the same content, written again after a retry).
+	Save(ctx context.Context, h Handle, data []byte) error
+	// Load returns length bytes of h starting at offset; length 0 means to
+	// the end. The caller closes the reader.
+	Load(ctx context.Context, h Handle, offset, length int64) (io.ReadCloser, error)
+	// Stat returns the object's size, or an error matching ErrNotFound.
+	Stat(ctx context.Context, h Handle) (FileInfo, error)
+	// List calls fn for every object of type t. An error while listing is
+	// returned, never turned into a shorter list.
+	List(ctx context.Context, t FileType, fn func(FileInfo) error) error
+	// Remove deletes h. Only owner-side maintenance and lock release call it.
+	Remove(ctx context.Context, h Handle) error
+	// Close releases resources.
+	Close() error
+}
+
+// Sentinel errors that callers branch on. Backends wrap their own errors so
+// that errors.Is matches these.
+var (
+	// ErrNotFound: the object (or the repository) does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrPermanent marks an error no retry can fix: access denied, no such
+	// bucket, invalid credentials, a malformed request.
+	ErrPermanent = errors.New("permanent")
+)
+
+// IsNotFound reports whether err means the object does not exist.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// IsPermanent reports whether retrying err is pointless.
+func IsPermanent(err error) bool {
+	return errors.Is(err, ErrPermanent) || errors.Is(err, ErrNotFound) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// LoadAll reads a whole object.
+func LoadAll(ctx context.Context, b Backend, h Handle) ([]byte, error) {
+	rd, err := b.Load(ctx, h, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	data, err := io.ReadAll(rd)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", h, err)
+	}
+	return data, nil
+}

@@ -1,0 +1,163 @@
+package repo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"time"
+
+	"github.com/escrow-backup/escrow/remote"
+)
+
+// ErrWrongPassword means no key file in the repository opens with the given password.
+var ErrWrongPassword = errors.New("wrong password: no key in the repository matches it")
+
+// maxKeysTried bounds the scrypt work a repository full of key files can make us do.
+const maxKeysTried = 20
+
+// keyFile is a file under keys/: the master key encrypted with a key derived
+// from one password. Key files are plain JSON, not encrypted themselves.
+type keyFile struct {
+	Created  time.Time `json:"created"`
+	Username string    `json:"username"`
+	Hostname string    `json:"hostname"`
+	KDF      string    `json:"kdf"`
+	N        int       `json:"N"`
+	R        int       `json:"r"`
+	P        int       `json:"p"`
+	Salt     []byte    `json:"salt"`
+	Data     []byte    `json:"data"`
+}
+
+// KeyInfo describes a key file, without secrets.
+type KeyInfo struct {
+	ID       ID
+	Created  time.Time
+	Username string
+	Hostname string
+}
+
+func parseKeyFile(data []byte) (*keyFile, error) {
+	var kf keyFile
+	if err := json.Unmarshal(data, &kf); err != nil {
+		return nil, fmt.Errorf("decode key file: %w", err)
+	}
+	if kf.KDF != "scrypt" {
+		return nil, fmt.Errorf("unsupported key derivation %q", kf.KDF)
+	}
+	if len(kf.Salt) == 0 || len(kf.Data) < overhead {
+		return nil, errors.New("key file lacks salt or data")
+	}
+	return &kf, nil
+}
+
+// open derives the password key and decrypts the master key.
+func (kf *keyFile) open(password string) (*Key, error) {
+	pk, err := deriveKey(KDFParams{N: kf.N, R: kf.R, P: kf.P}, kf.Salt, password)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := pk.Open(nil, kf.Data)
+	if err != nil {
+		return nil, ErrWrongPassword
+	}
+	var j masterKeyJSON
+	if err := json.Unmarshal(plain, &j); err != nil {
+		return nil, fmt.Errorf("decode master key: %w", err)
+	}
+	return keyFromJSON(j)
+}
+
+// newKeyFile encrypts master under password.
+func newKeyFile(master *Key, password string, p KDFParams) ([]byte, error) {
+	salt := make([]byte, 64)
+	if _, err := rand.Read(salt); err != nil {
+		return nil, fmt.Errorf("read random salt: %w", err)
+	}
+	pk, err := deriveKey(p, salt, password)
+	if err != nil {
+		return nil, err
+	}
+	mk, err := json.Marshal(master.toJSON())
+	if err != nil {
+		return nil, err
+	}
+	kf := keyFile{
+		Created: time.Now(),
+		KDF:     "scrypt",
+		N:       p.N, R: p.R, P: p.P,
+		Salt: salt,
+		Data: pk.Seal(nil, mk),
+	}
+	kf.Hostname, _ = os.Hostname()
+	if u, err := user.Current(); err == nil {
+		kf.Username = u.Username
+	}
+	return json.Marshal(kf)
+}
+
+// addKey stores a new key file for master and returns its ID.
+func addKey(ctx context.Context, be remote.Backend, master *Key, password string, p KDFParams) (ID, error) {
+	data, err := newKeyFile(master, password, p)
+	if err != nil {
+		return ID{}, err
+	}
+	id := Hash(data)
+	if err := be.Save(ctx, remote.Handle{Type: remote.KeyFile, Name: id.String()}, data); err != nil {
+		return ID{}, fmt.Errorf("save key file: %w", err)
+	}
+	return id, nil
+}
+
+// searchKey tries the key files until one opens with password.
+func searchKey(ctx context.Context, be remote.Backend, password string) (*Key, ID, error) {
+	var names []string
+	err := be.List(ctx, remote.KeyFile, func(fi remote.FileInfo) error {
+		names = append(names, fi.Name)
+		return nil
+	})
+	if err != nil {
+		return nil, ID{}, fmt.Errorf("list keys: %w", err)
+	}
+	if len(names) == 0 {
+		return nil, ID{}, fmt.Errorf("no key files in %s: %w", be.Location(), remote.ErrNotFound)
+	}
+	var lastErr error = ErrWrongPassword
+	for i, name := range names {
+		if i >= maxKeysTried {
+			break
+		}
+		id, err := ParseID(name)
+		if err != nil {
+			continue
+		}
+		data, err := remote.LoadAll(ctx, be, remote.Handle{Type: remote.KeyFile, Name: name})
+		if err != nil {
+			return nil, ID{}, fmt.Errorf("load key %s: %w", id.Str(), err)
+		}
+		if Hash(data) != id {
+			lastErr = fmt.Errorf("key file %s does not match its name (damaged or replaced)", id.Str())
+			continue
+		}
+		kf, err := parseKeyFile(data)
+		if err != nil {
+			lastErr = fmt.Errorf("key file %s: %w", id.Str(), err)
+			continue
+		}
+		k, err := kf.open(password)
+		if err == nil {
+			return k, id, nil
+		}
+		if !errors.Is(err, ErrWrongPassword) {
+			lastErr = fmt.Errorf("key file %s: %w", id.Str(), err)
+		}
+	}
+	if errors.Is(lastErr, ErrWrongPassword) {
+		return nil, ID{}, ErrWrongPassword
+	}
+	return nil, ID{}, fmt.Errorf("%w (%v)", ErrWrongPassword, lastErr)
+}

@@ -1,0 +1,231 @@
+package repo
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/escrow-backup/escrow/chunk"
+	"github.com/escrow-backup/escrow/remote"
+)
+
+// Version is the repository format version escrow writes.
+const Version = 2
+
+// Config is the repository's config file.
+type Config struct {
+	Version           int              `json:"version"`
+	ID                string           `json:"id"`
+	ChunkerPolynomial chunk.Polynomial `json:"chunker_polynomial"`
+}
+
+// Compression selects how blobs are compressed.
+type Compression int
+
+// Compression modes, as restic names them.
+const (
+	CompressionAuto Compression = iota // zstd at its default level
+	CompressionOff
+	CompressionMax
+)
+
+// Options tune a repository handle. The zero value is usable.
+type Options struct {
+	// PackSize is the size at which a pack is sealed and uploaded.
+	PackSize int
+	// Uploads is the number of packs uploaded at once.
+	Uploads int
+	// Compression of blobs.
+	Compression Compression
+	// KDF sets scrypt's cost for new keys (tests lower it).
+	KDF KDFParams
+	Logger *slog.Logger
+}
+
+// DefaultPackSize balances request count against memory: a pack is held in
+// memory while it fills and while it uploads.
+const DefaultPackSize = 16 << 20
+
+func (o *Options) fill() {
+	if o.PackSize <= 0 {
+		o.PackSize = DefaultPackSize
+	}
+	if o.Uploads <= 0 {
+		o.Uploads = 2 * runtime.GOMAXPROCS(0)
+		if o.Uploads > 8 {
+			o.Uploads = 8
+		}
+	}
+	if o.KDF.N == 0 {
+		o.KDF = DefaultKDFParams
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Repository is an open repository: the backend, the master key and the
+// config. The index is loaded on demand with LoadIndex.
+type Repository struct {
+	be    remote.Backend
+	key   *Key
+	keyID ID
+	cfg   Config
+	opts  Options
+	codec *codec
+	idx   *Index
+	log   *slog.Logger
+}
+
+// ErrAlreadyInitialized means init found a config file at the address.
+var ErrAlreadyInitialized = errors.New("a repository already exists there")
+
+// Init creates a new repository in be, whose layout the backend has already
+// created, protected by password.
+func Init(ctx context.Context, be remote.Backend, password string, opts Options) (*Repository, error) {
+	opts.fill()
+	if _, err := be.Stat(ctx, remote.Handle{Type: remote.ConfigFile}); err == nil {
+		return nil, fmt.Errorf("%s: %w", be.Location(), ErrAlreadyInitialized)
+	} else if !remote.IsNotFound(err) {
+		return nil, fmt.Errorf("check for an existing config: %w", err)
+	}
+	pol, err := chunk.RandomPolynomial()
+	if err != nil {
+		return nil, err
+	}
+	var rid [32]byte
+	if _, err := rand.Read(rid[:]); err != nil {
+		return nil, err
+	}
+	key, err := NewRandomKey()
+	if err != nil {
+		return nil, err
+	}
+	r, err := newRepository(be, key, Config{Version: Version, ID: ID(rid).String(), ChunkerPolynomial: pol}, opts)
+	if err != nil {
+		return nil, err
+	}
+	// The key file comes first: a config nobody can decrypt is useless,
+	// while a key file without a config is just an unfinished init.
+	if r.keyID, err = addKey(ctx, be, key, password, opts.KDF); err != nil {
+		return nil, err
+	}
+	if _, err := r.SaveJSON(ctx, remote.ConfigFile, r.cfg); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Open unlocks the repository in be with password and reads its config.
+func Open(ctx context.Context, be remote.Backend, password string, opts Options) (*Repository, error) {
+	opts.fill()
+	if _, err := be.Stat(ctx, remote.Handle{Type: remote.ConfigFile}); err != nil {
+		if remote.IsNotFound(err) {
+			return nil, fmt.Errorf("no repository at %s (run `escrow init` to create one): %w", be.Location(), err)
+		}
+		return nil, fmt.Errorf("open %s: %w", be.Location(), err)
+	}
+	key, keyID, err := searchKey(ctx, be, password)
+	if err != nil {
+		return nil, err
+	}
+	r, err := newRepository(be, key, Config{}, opts)
+	if err != nil {
+		return nil, err
+	}
+	r.keyID = keyID
+	if err := r.LoadJSON(ctx, remote.ConfigFile, ID{}, &r.cfg); err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if r.cfg.Version != 1 && r.cfg.Version != 2 {
+		return nil, fmt.Errorf("repository format version %d is not supported (escrow reads 1 and 2)", r.cfg.Version)
+	}
+	if r.cfg.ChunkerPolynomial == 0 || !r.cfg.ChunkerPolynomial.Irreducible() {
+		return nil, fmt.Errorf("config: chunker polynomial %v is not irreducible", r.cfg.ChunkerPolynomial)
+	}
+	return r, nil
+}
+
+func newRepository(be remote.Backend, key *Key, cfg Config, opts Options) (*Repository, error) {
+	level := zstd.SpeedDefault
+	if opts.Compression == CompressionMax {
+		level = zstd.SpeedBestCompression
+	}
+	c, err := newCodec(level)
+	if err != nil {
+		return nil, err
+	}
+	return &Repository{be: be, key: key, cfg: cfg, opts: opts, codec: c, idx: NewIndex(), log: opts.Logger}, nil
+}
+
+// Close releases the repository's resources (not the backend).
+func (r *Repository) Close() { r.codec.close() }
+
+// Backend returns the storage the repository lives in.
+func (r *Repository) Backend() remote.Backend { return r.be }
+
+// Config returns the repository config.
+func (r *Repository) Config() Config { return r.cfg }
+
+// Key returns the master key.
+func (r *Repository) Key() *Key { return r.key }
+
+// KeyID is the key file the repository was opened with.
+func (r *Repository) KeyID() ID { return r.keyID }
+
+// Index returns the master index (empty until LoadIndex).
+func (r *Repository) Index() *Index { return r.idx }
+
+// AddKey stores another key file for the same master key.
+func (r *Repository) AddKey(ctx context.Context, password string) (ID, error) {
+	return addKey(ctx, r.be, r.key, password, r.opts.KDF)
+}
+
+// List returns the IDs of every object of type t. Names that are not IDs
+// are reported to the logger and skipped.
+func (r *Repository) List(ctx context.Context, t remote.FileType) ([]ID, error) {
+	var ids []ID
+	err := r.be.List(ctx, t, func(fi remote.FileInfo) error {
+		id, err := ParseID(fi.Name)
+		if err != nil {
+			r.log.Warn("ignoring object with an invalid name", "type", t, "name", fi.Name)
+			return nil
+		}
+		ids = append(ids, id)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", t, err)
+	}
+	return ids, nil
+}
+
+// LoadIndex reads every index file into the master index. A damaged index
+// file is an error: silently skipping it would make blobs look missing.
+func (r *Repository) LoadIndex(ctx context.Context) error {
+	ids, err := r.List(ctx, remote.IndexFile)
+	if err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for _, id := range ids {
+		g.Go(func() error {
+			var f indexJSON
+			if err := r.LoadJSON(ctx, remote.IndexFile, id, &f); err != nil {
+				return fmt.Errorf("index %s: %w", id.Str(), err)
+			}
+			if err := r.idx.addIndexFile(&f); err != nil {
+				return fmt.Errorf("index %s: %w: %v", id.Str(), ErrCorrupt, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
