@@ -76,7 +76,9 @@ func ObjectPath(h Handle) string {
 	return path.Join(string(h.Type), h.Name)
 }
 
-// FileInfo describes a stored object.
+// FileInfo describes a stored object. Name is the Handle's name, so
+// Handle{Type: t, Name: fi.Name} addresses a listed object; it is empty for
+// the config.
 type FileInfo struct {
 	Name string
 	Size int64
@@ -92,27 +94,32 @@ type Backend interface {
 	// (the same content, written again after a retry).
 	Save(ctx context.Context, h Handle, data []byte) error
 	// Load returns length bytes of h starting at offset; length 0 means to
-	// the end. The caller closes the reader.
+	// the end. A range that does not lie inside the object (including one
+	// starting at its end) is a permanent error, never a short read. The
+	// caller closes the reader.
 	Load(ctx context.Context, h Handle, offset, length int64) (io.ReadCloser, error)
 	// Stat returns the object's size, or an error matching ErrNotFound.
 	Stat(ctx context.Context, h Handle) (FileInfo, error)
 	// List calls fn for every object of type t. An error while listing is
 	// returned, never turned into a shorter list.
 	List(ctx context.Context, t FileType, fn func(FileInfo) error) error
-	// Remove deletes h. Only owner-side maintenance and lock release call it.
+	// Remove deletes h, or returns an error matching ErrNotFound if it does
+	// not exist. Only owner-side maintenance and lock release call it.
 	Remove(ctx context.Context, h Handle) error
 	// Close releases resources.
 	Close() error
 }
 
 // Sentinel errors that callers branch on. Backends wrap their own errors so
-// that errors.Is matches these.
+// that errors.Is matches these; an invalid Handle or FileType is permanent.
 var (
 	// ErrNotFound: the object (or the repository) does not exist.
 	ErrNotFound = errors.New("not found")
 	// ErrPermanent marks an error no retry can fix: access denied, no such
 	// bucket, invalid credentials, a malformed request.
 	ErrPermanent = errors.New("permanent")
+	// ErrExists: creating a repository found one already there.
+	ErrExists = errors.New("a repository already exists there")
 )
 
 // IsNotFound reports whether err means the object does not exist.
@@ -120,7 +127,7 @@ func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
 // IsPermanent reports whether retrying err is pointless.
 func IsPermanent(err error) bool {
-	return errors.Is(err, ErrPermanent) || errors.Is(err, ErrNotFound) ||
+	return errors.Is(err, ErrPermanent) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrExists) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 

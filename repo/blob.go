@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -53,4 +54,4 @@ func (r *Repository) LoadBlob(ctx context.Context, h BlobHandle, buf []byte) ([]
 }
 
 // ErrMissing marks a blob or object the repository should hold but does not.
-var ErrMissing = fmt.Errorf("missing")
+var ErrMissing = errors.New("missing")

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 
+	//lint:ignore SA1019 the restic format fixes Poly1305-AES; each message gets its own one-time key (AES_k(nonce)), as that construction requires.
 	"golang.org/x/crypto/poly1305"
 	"golang.org/x/crypto/scrypt"
 )

@@ -129,6 +129,11 @@ func (idx *Index) addIndexFile(f *indexJSON) error {
 			if b.Length < overhead || b.Length > maxBlobSize {
 				return fmt.Errorf("pack %s: blob %s has invalid length %d", p.ID.Str(), b.ID.Str(), b.Length)
 			}
+			// OpenBlob allocates the uncompressed length up front; the
+			// decoder never returns more than maxUnpackedSize anyway.
+			if b.UncompressedLength > maxUnpackedSize {
+				return fmt.Errorf("pack %s: blob %s has invalid uncompressed length %d", p.ID.Str(), b.ID.Str(), b.UncompressedLength)
+			}
 			blobs = append(blobs, PackedBlob{
 				BlobHandle: BlobHandle{ID: b.ID, Type: b.Type}, PackID: p.ID,
 				Offset: b.Offset, Length: b.Length, UncompressedLength: b.UncompressedLength,

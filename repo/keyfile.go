@@ -19,6 +19,13 @@ var ErrWrongPassword = errors.New("wrong password: no key in the repository matc
 // maxKeysTried bounds the scrypt work a repository full of key files can make us do.
 const maxKeysTried = 20
 
+// maxKDFMemory bounds the memory scrypt may use for one key file's
+// parameters: 128·N·r bytes. Key files are not authenticated, so without the
+// bound anyone who can write to the store could plant one that makes every
+// open try to allocate up to 128 GiB and kill the agent. restic calibrates
+// its keys to at most 60 MiB; escrow's default takes 32 MiB.
+const maxKDFMemory = 1 << 30
+
 // keyFile is a file under keys/: the master key encrypted with a key derived
 // from one password. Key files are plain JSON, not encrypted themselves.
 type keyFile struct {
@@ -51,6 +58,10 @@ func parseKeyFile(data []byte) (*keyFile, error) {
 	}
 	if len(kf.Salt) == 0 || len(kf.Data) < overhead {
 		return nil, errors.New("key file lacks salt or data")
+	}
+	// deriveKey checks the rest; the products here must not overflow.
+	if kf.N <= 0 || kf.R <= 0 || kf.P <= 0 || kf.N > maxKDFMemory/128/kf.R {
+		return nil, fmt.Errorf("scrypt parameters N=%d r=%d p=%d are out of range", kf.N, kf.R, kf.P)
 	}
 	return &kf, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 )
 
 // A pack file is EncryptedBlob1 || ... || EncryptedBlobN || EncryptedHeader ||
@@ -97,8 +98,8 @@ func ParseHeader(hdr []byte, packID ID, dataSize int64) ([]PackedBlob, error) {
 			}
 			b.Length = binary.LittleEndian.Uint32(hdr[1:5])
 			b.UncompressedLength = binary.LittleEndian.Uint32(hdr[5:9])
-			if b.UncompressedLength == 0 {
-				return nil, errors.New("pack header: compressed blob with zero length")
+			if b.UncompressedLength == 0 || b.UncompressedLength > maxUnpackedSize {
+				return nil, fmt.Errorf("pack header: compressed blob with invalid length %d", b.UncompressedLength)
 			}
 			copy(b.ID[:], hdr[9:entrySizeZ])
 			hdr = hdr[entrySizeZ:]
@@ -116,6 +117,11 @@ func ParseHeader(hdr []byte, packID ID, dataSize int64) ([]PackedBlob, error) {
 		off += int64(b.Length)
 		if off > dataSize {
 			return nil, fmt.Errorf("pack header: blobs end at %d, past the %d bytes of blob data", off, dataSize)
+		}
+		// Offsets are 32 bits here and in the index: past 4 GiB they would
+		// wrap and point at the wrong blob.
+		if off > math.MaxUint32 {
+			return nil, fmt.Errorf("pack header: blobs end at %d, past the 4 GiB a pack may hold", off)
 		}
 		blobs = append(blobs, b)
 	}

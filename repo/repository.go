@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
@@ -44,7 +45,7 @@ type Options struct {
 	// Compression of blobs.
 	Compression Compression
 	// KDF sets scrypt's cost for new keys (tests lower it).
-	KDF KDFParams
+	KDF    KDFParams
 	Logger *slog.Logger
 }
 
@@ -84,7 +85,7 @@ type Repository struct {
 }
 
 // ErrAlreadyInitialized means init found a config file at the address.
-var ErrAlreadyInitialized = errors.New("a repository already exists there")
+var ErrAlreadyInitialized = remote.ErrExists
 
 // Init creates a new repository in be, whose layout the backend has already
 // created, protected by password.
@@ -206,26 +207,41 @@ func (r *Repository) List(ctx context.Context, t remote.FileType) ([]ID, error) 
 	return ids, nil
 }
 
-// LoadIndex reads every index file into the master index. A damaged index
-// file is an error: silently skipping it would make blobs look missing.
+// LoadIndex reads every index file into the master index. Files that cannot
+// be loaded are skipped and reported together in the returned error, so the
+// caller decides: a backup can go on (it only deduplicates less), while
+// check reports each one.
 func (r *Repository) LoadIndex(ctx context.Context) error {
 	ids, err := r.List(ctx, remote.IndexFile)
 	if err != nil {
 		return err
 	}
-	g, ctx := errgroup.WithContext(ctx)
+	var mu sync.Mutex
+	var errs []error
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
 	for _, id := range ids {
 		g.Go(func() error {
 			var f indexJSON
-			if err := r.LoadJSON(ctx, remote.IndexFile, id, &f); err != nil {
-				return fmt.Errorf("index %s: %w", id.Str(), err)
+			err := r.LoadJSON(gctx, remote.IndexFile, id, &f)
+			if err == nil {
+				if verr := r.idx.addIndexFile(&f); verr != nil {
+					err = fmt.Errorf("%w: %v", ErrCorrupt, verr)
+				}
 			}
-			if err := r.idx.addIndexFile(&f); err != nil {
-				return fmt.Errorf("index %s: %w: %v", id.Str(), ErrCorrupt, err)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("index file %s: %w", id.Str(), err))
+				mu.Unlock()
 			}
 			return nil
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
 }

@@ -94,18 +94,24 @@ func (r *Repository) LoadSnapshot(ctx context.Context, id ID) (*Snapshot, error)
 
 // Snapshots loads every snapshot, oldest first. Per the read ordering rule
 // the list is taken before the index is loaded, so that a snapshot written
-// meanwhile is not seen without its index.
+// meanwhile is not seen without its index. A snapshot file that cannot be
+// read is left out with a warning (check reports it): one damaged file must
+// not hide every other backup. Storage errors still fail the call.
 func (r *Repository) Snapshots(ctx context.Context) ([]*Snapshot, error) {
 	ids, err := r.List(ctx, remote.SnapshotFile)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]*Snapshot, len(ids))
-	g, ctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for i, id := range ids {
 		g.Go(func() error {
-			sn, err := r.LoadSnapshot(ctx, id)
+			sn, err := r.LoadSnapshot(gctx, id)
+			if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrUnauthenticated) || remote.IsNotFound(err) {
+				r.log.Warn("skipping a damaged snapshot file (run `escrow check`)", "snapshot", id.Str(), "err", err)
+				return nil
+			}
 			if err != nil {
 				return fmt.Errorf("snapshot %s: %w", id.Str(), err)
 			}
@@ -116,8 +122,14 @@ func (r *Repository) Snapshots(ctx context.Context) ([]*Snapshot, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
-	return out, nil
+	list := out[:0]
+	for _, sn := range out {
+		if sn != nil {
+			list = append(list, sn)
+		}
+	}
+	sort.SliceStable(list, func(i, j int) bool { return list[i].Time.Before(list[j].Time) })
+	return list, nil
 }
 
 // SnapshotFilter narrows a snapshot search.

@@ -3,6 +3,7 @@ package repo
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,9 @@ import (
 // is uncompressed JSON, as version 1 wrote it.
 const unpackedZstd = 2
 
+// zstdMagic starts every zstd frame (RFC 8878, section 3.1.1).
+const zstdMagic = 0xFD2FB528
+
 // maxUnpackedSize bounds what we decompress from an untrusted object.
 const maxUnpackedSize = 512 << 20
 
@@ -30,11 +34,17 @@ type codec struct {
 }
 
 func newCodec(level zstd.EncoderLevel) (*codec, error) {
+	return newCodecLimit(level, maxUnpackedSize)
+}
+
+// newCodecLimit is newCodec with another bound on decoded sizes (tests use
+// a small one).
+func newCodecLimit(level zstd.EncoderLevel, maxDecoded uint64) (*codec, error) {
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1))
 	if err != nil {
 		return nil, err
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxUnpackedSize))
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxDecoded))
 	if err != nil {
 		return nil, err
 	}
@@ -51,13 +61,74 @@ func (c *codec) decodeUnpacked(plain []byte) ([]byte, error) {
 	case '{', '[':
 		return plain, nil
 	case unpackedZstd:
-		out, err := c.dec.DecodeAll(plain[1:], nil)
+		// The decoder's size limit holds per frame, so a document of many
+		// frames could grow to a multiple of it before DecodeAll notices.
+		// restic and escrow write one frame; accept only that.
+		z := plain[1:]
+		n, err := zstdFrameLen(z)
+		if err != nil {
+			return nil, fmt.Errorf("decompress: %w", err)
+		}
+		if n != len(z) {
+			return nil, fmt.Errorf("decompress: %d bytes after the zstd frame", len(z)-n)
+		}
+		out, err := c.dec.DecodeAll(z, nil)
 		if err != nil {
 			return nil, fmt.Errorf("decompress: %w", err)
 		}
 		return out, nil
 	}
 	return nil, fmt.Errorf("unsupported encoding version %d", plain[0])
+}
+
+// zstdFrameLen returns the length of the zstd frame at the start of b by
+// walking its header and block headers, without decoding (RFC 8878,
+// section 3.1.1). The decoder checks everything else.
+func zstdFrameLen(b []byte) (int, error) {
+	if len(b) < 5 || binary.LittleEndian.Uint32(b) != zstdMagic {
+		return 0, errors.New("not a zstd frame")
+	}
+	desc := b[4]
+	if desc&0x08 != 0 {
+		return 0, errors.New("zstd frame header: reserved bit set")
+	}
+	n := 5
+	singleSegment := desc&0x20 != 0
+	if !singleSegment {
+		n++ // window descriptor
+	}
+	n += [4]int{0, 1, 2, 4}[desc&3] // dictionary ID
+	fcs := [4]int{0, 2, 4, 8}[desc>>6]
+	if fcs == 0 && singleSegment {
+		fcs = 1
+	}
+	n += fcs
+	for last := false; !last; {
+		if len(b)-n < 3 {
+			return 0, errors.New("zstd frame truncated")
+		}
+		h := uint32(b[n]) | uint32(b[n+1])<<8 | uint32(b[n+2])<<16
+		n += 3
+		last = h&1 != 0
+		switch (h >> 1) & 3 {
+		case 0, 2: // raw, compressed: the size is what follows
+			n += int(h >> 3)
+		case 1: // RLE: one byte, repeated
+			n++
+		default:
+			return 0, errors.New("zstd frame: reserved block type")
+		}
+		if n > len(b) {
+			return 0, errors.New("zstd frame truncated")
+		}
+	}
+	if desc&0x04 != 0 {
+		n += 4 // content checksum
+	}
+	if n > len(b) {
+		return 0, errors.New("zstd frame truncated")
+	}
+	return n, nil
 }
 
 // SaveJSON encrypts v as an unpacked file of type t and stores it under the
@@ -98,7 +169,7 @@ func (r *Repository) LoadJSON(ctx context.Context, t remote.FileType, id ID, v a
 		return err
 	}
 	if err := json.NewDecoder(bytes.NewReader(doc)).Decode(v); err != nil {
-		return fmt.Errorf("decode %s: %w", h, err)
+		return fmt.Errorf("decode %s: %w: %v", h, ErrCorrupt, err)
 	}
 	return nil
 }

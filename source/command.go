@@ -25,6 +25,7 @@ type Command struct {
 
 	once sync.Once
 	err  error
+	eof  bool // the output ended and the command was waited for
 }
 
 // StartCommand starts argv[0] with the remaining arguments. env, when not
@@ -53,13 +54,23 @@ func StartCommand(ctx context.Context, argv []string, env []string) (*Command, e
 // Read reads the command's output. At the end of the output it waits for the
 // command and returns io.EOF only if it succeeded.
 func (c *Command) Read(p []byte) (int, error) {
+	if c.eof {
+		return 0, c.endErr()
+	}
 	n, err := c.stdout.Read(p)
 	if errors.Is(err, io.EOF) {
-		if werr := c.wait(); werr != nil {
-			return n, werr
-		}
+		c.eof = true
+		return n, c.endErr()
 	}
 	return n, err
+}
+
+// endErr is what every read after the end of the output returns.
+func (c *Command) endErr() error {
+	if err := c.wait(); err != nil {
+		return err
+	}
+	return io.EOF
 }
 
 func (c *Command) wait() error {
@@ -78,7 +89,9 @@ func (c *Command) wait() error {
 
 // Close stops the command if it is still running and reports its failure.
 func (c *Command) Close() error {
-	_ = c.stdout.Close()
+	if !c.eof {
+		_ = c.stdout.Close()
+	}
 	if c.cmd.ProcessState == nil {
 		_ = c.cmd.Process.Kill()
 	}

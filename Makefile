@@ -1,0 +1,24 @@
+# Entry points for developers and CI (.ci/run calls `make test`).
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+
+CACHE_BIN := $(HOME)/.cache/escrow-ci/bin
+# testenv looks for MinIO here first; see internal/testenv.
+export ESCROW_MINIO_BIN := $(CACHE_BIN)/minio
+
+.PHONY: test build
+
+test:
+	scripts/test-deps.sh
+	go vet ./...
+	@unformatted="$$(gofmt -l .)"; \
+	if [ -n "$$unformatted" ]; then \
+		echo "gofmt needed on:"; echo "$$unformatted"; exit 1; \
+	fi
+	$(CACHE_BIN)/staticcheck ./...
+	go test -race -count=1 -timeout 40m ./...
+	@if [ -f scripts/fuzz.sh ]; then bash scripts/fuzz.sh; fi
+
+build:
+	CGO_ENABLED=0 go build -o bin/escrow ./cmd/escrow

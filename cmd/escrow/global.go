@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/escrow-backup/escrow/remote"
+	"github.com/escrow-backup/escrow/remote/local"
+	"github.com/escrow-backup/escrow/remote/s3"
+	"github.com/escrow-backup/escrow/repo"
+)
+
+// globalOptions are the flags every command takes.
+type globalOptions struct {
+	Repo         string
+	PasswordFile string
+	JSON         bool
+	Verbose      int
+	Quiet        bool
+	// RetryFor bounds how long an unreachable store is retried.
+	RetryFor time.Duration
+	// PackSizeMiB is the target size of pack files.
+	PackSizeMiB int
+
+	env env
+	// kdf lowers scrypt's cost; only tests set it.
+	kdf repo.KDFParams
+}
+
+func (o *globalOptions) AddFlags(f *pflag.FlagSet) {
+	f.StringVarP(&o.Repo, "repo", "r", "", "repository address: a directory or s3:[http[s]://]HOST[:PORT]/BUCKET[/PREFIX] (default $ESCROW_REPOSITORY)")
+	f.StringVar(&o.PasswordFile, "password-file", "", "read the repository password from this file (default $ESCROW_PASSWORD_FILE)")
+	f.BoolVar(&o.JSON, "json", false, "print machine-readable JSON")
+	f.CountVarP(&o.Verbose, "verbose", "v", "log more (repeat for debug)")
+	f.BoolVarP(&o.Quiet, "quiet", "q", false, "print only errors")
+	f.DurationVar(&o.RetryFor, "retry-for", 15*time.Minute, "keep retrying an unreachable store this long before giving up")
+	f.IntVar(&o.PackSizeMiB, "pack-size", repo.DefaultPackSize>>20, "target size of pack files in MiB (smaller: less memory, more requests)")
+}
+
+func (o *globalOptions) logger() *slog.Logger {
+	level := slog.LevelWarn
+	switch {
+	case o.Quiet:
+		level = slog.LevelError
+	case o.Verbose == 1:
+		level = slog.LevelInfo
+	case o.Verbose > 1:
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(o.env.stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func (o *globalOptions) printf(format string, args ...any) {
+	if !o.Quiet {
+		fmt.Fprintf(o.env.stdout, format, args...)
+	}
+}
+
+func (o *globalOptions) repoAddress() (string, error) {
+	addr := o.Repo
+	if addr == "" {
+		addr = o.env.getenv("ESCROW_REPOSITORY")
+	}
+	if addr == "" {
+		return "", usageError(errors.New("no repository given: use --repo or set ESCROW_REPOSITORY (a directory, or s3:https://HOST/BUCKET/PREFIX)"))
+	}
+	return addr, nil
+}
+
+// openBackend connects to the store; create makes the layout for a new
+// repository. The backend is wrapped with retries.
+func (o *globalOptions) openBackend(ctx context.Context, create bool) (remote.Backend, error) {
+	addr, err := o.repoAddress()
+	if err != nil {
+		return nil, err
+	}
+	var be remote.Backend
+	switch {
+	case strings.HasPrefix(addr, "s3:"):
+		cfg, err := s3.ParseURL(addr)
+		if err != nil {
+			return nil, usageError(err)
+		}
+		cfg.ApplyEnv(o.env.getenv)
+		if cfg.KeyID == "" || cfg.Secret == "" {
+			return nil, usageError(fmt.Errorf("no S3 credentials for %s: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", cfg.Location()))
+		}
+		if create {
+			be, err = s3.Create(ctx, cfg)
+		} else {
+			be, err = s3.Open(ctx, cfg)
+		}
+		if err != nil {
+			return nil, err
+		}
+	case strings.Contains(addr, ":") && !strings.HasPrefix(addr, "local:") && !strings.HasPrefix(addr, "/") && !strings.HasPrefix(addr, "."):
+		scheme, _, _ := strings.Cut(addr, ":")
+		return nil, usageError(fmt.Errorf("repository address %q: unknown scheme %q (use a directory path or s3:https://HOST/BUCKET/PREFIX)", addr, scheme))
+	default:
+		dir := strings.TrimPrefix(addr, "local:")
+		if create {
+			be, err = local.Create(ctx, dir)
+		} else {
+			be, err = local.Open(dir)
+			if remote.IsNotFound(err) {
+				return nil, withCode(exitNoRepository, err)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return remote.WithRetry(be, remote.RetryOptions{MaxElapsed: o.RetryFor, Logger: o.logger()}), nil
+}
+
+// openRepo opens the repository. Commands load the index themselves, after
+// listing snapshots (read ordering).
+func (o *globalOptions) openRepo(ctx context.Context) (*repo.Repository, error) {
+	be, err := o.openBackend(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	password, err := o.password(false)
+	if err != nil {
+		be.Close()
+		return nil, err
+	}
+	r, err := repo.Open(ctx, be, password, o.repoOptions())
+	if err != nil {
+		be.Close()
+		if remote.IsNotFound(err) {
+			return nil, withCode(exitNoRepository, err)
+		}
+		return nil, err
+	}
+	return r, nil
+}
+
+// loadIndex loads the index. Damaged index files are reported and skipped:
+// a backup then only deduplicates less, and a restore names the files it
+// cannot restore. Storage errors still stop the command.
+func (o *globalOptions) loadIndex(ctx context.Context, r *repo.Repository) error {
+	err := r.LoadIndex(ctx)
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		if !errors.Is(e, repo.ErrCorrupt) && !errors.Is(e, repo.ErrUnauthenticated) {
+			return fmt.Errorf("load index: %w", err)
+		}
+	}
+	for _, e := range errs {
+		o.logger().Warn("skipping a damaged index file; run `escrow check`", "err", e)
+	}
+	return nil
+}
+
+func (o *globalOptions) repoOptions() repo.Options {
+	return repo.Options{Logger: o.logger(), KDF: o.kdf, PackSize: o.PackSizeMiB << 20}
+}
+
+func closeRepo(r *repo.Repository) {
+	r.Close()
+	_ = r.Backend().Close()
+}
+
+// password reads the repository password from, in order: --password-file,
+// $ESCROW_PASSWORD_FILE, $ESCROW_PASSWORD, or a prompt without echo on the
+// terminal. It is never taken from the command line, where other users of
+// the machine could read it.
+func (o *globalOptions) password(confirm bool) (string, error) {
+	file := o.PasswordFile
+	if file == "" {
+		file = o.env.getenv("ESCROW_PASSWORD_FILE")
+	}
+	if file != "" {
+		return readPasswordFile(file)
+	}
+	if p := o.env.getenv("ESCROW_PASSWORD"); p != "" {
+		return p, nil
+	}
+	f, ok := o.env.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", usageError(errors.New("no password: set ESCROW_PASSWORD_FILE (or --password-file) to a file holding the repository password"))
+	}
+	p, err := prompt(f, o.env.stderr, "enter repository password: ")
+	if err != nil {
+		return "", err
+	}
+	if confirm {
+		again, err := prompt(f, o.env.stderr, "enter the password again: ")
+		if err != nil {
+			return "", err
+		}
+		if again != p {
+			return "", usageError(errors.New("the passwords do not match"))
+		}
+	}
+	if p == "" {
+		return "", usageError(errors.New("empty password"))
+	}
+	return p, nil
+}
+
+func prompt(in *os.File, out io.Writer, msg string) (string, error) {
+	fmt.Fprint(out, msg)
+	b, err := term.ReadPassword(int(in.Fd()))
+	fmt.Fprintln(out)
+	if err != nil {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	return string(b), nil
+}
+
+func readPasswordFile(name string) (string, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return "", usageError(fmt.Errorf("password file: %w", err))
+	}
+	p := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if p == "" {
+		return "", usageError(fmt.Errorf("password file %s is empty", name))
+	}
+	return p, nil
+}
+
+// snapshotFilterOptions select snapshots for "latest" and listings.
+type snapshotFilterOptions struct {
+	Hosts, Tags, Paths []string
+}
+
+func (f *snapshotFilterOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringArrayVarP(&f.Hosts, "host", "H", nil, "only snapshots from this host (repeatable)")
+	fs.StringArrayVar(&f.Tags, "tag", nil, "only snapshots with this tag (repeatable)")
+	fs.StringArrayVar(&f.Paths, "path", nil, "only snapshots of exactly these paths (repeatable)")
+}
+
+func (f *snapshotFilterOptions) filter() repo.SnapshotFilter {
+	return repo.SnapshotFilter{Hosts: f.Hosts, Tags: f.Tags, Paths: f.Paths}
+}
+
+// findSnapshot resolves "latest" or an ID prefix.
+func findSnapshot(ctx context.Context, r *repo.Repository, ref string, f repo.SnapshotFilter) (*repo.Snapshot, error) {
+	snaps, err := r.Snapshots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sn, err := repo.FindSnapshot(snaps, ref, f)
+	if err != nil {
+		return nil, err
+	}
+	return sn, nil
+}
+
+// withRepo opens the repository around a command and closes it after.
+func withRepo(o *globalOptions, fn func(cmd *cobra.Command, r *repo.Repository, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		r, err := o.openRepo(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer closeRepo(r)
+		return fn(cmd, r, args)
+	}
+}

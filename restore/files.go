@@ -1,0 +1,255 @@
+package restore
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/escrow-backup/escrow/remote"
+	"github.com/escrow-backup/escrow/repo"
+)
+
+// blobUse is one place a blob's plaintext goes.
+type blobUse struct {
+	file   *fileEntry
+	offset int64
+}
+
+// packPlan lists the blobs wanted from one pack and where each goes.
+type packPlan struct {
+	id    repo.ID
+	blobs map[repo.ID]*wanted
+}
+
+type wanted struct {
+	pb   repo.PackedBlob
+	uses []blobUse
+}
+
+func (rs *restorer) restoreFiles(ctx context.Context) error {
+	packs := map[repo.ID]*packPlan{}
+	buf := make([]byte, 0, 1<<20)
+	for _, f := range rs.files {
+		if f.failed.Load() {
+			continue
+		}
+		if ok, _ := matches(f.path, f.node.Size, f.blobs, &buf); ok {
+			f.skipped = true
+			rs.res.Skipped++
+			if err := rs.applyMeta(f.path, f.node); err != nil {
+				rs.fail(f.path, err)
+			}
+			rs.progress(1, f.node.Size)
+			continue
+		}
+		if err := rs.createPartial(f); err != nil {
+			rs.fail(f.path, err)
+			f.failed.Store(true)
+			continue
+		}
+		if len(f.blobs) == 0 {
+			rs.finish(f)
+			continue
+		}
+		f.remaining.Store(int32(len(f.blobs)))
+		var off int64
+		for _, pb := range f.blobs {
+			p := packs[pb.PackID]
+			if p == nil {
+				p = &packPlan{id: pb.PackID, blobs: map[repo.ID]*wanted{}}
+				packs[pb.PackID] = p
+			}
+			w := p.blobs[pb.ID]
+			if w == nil {
+				w = &wanted{pb: pb}
+				p.blobs[pb.ID] = w
+			}
+			w.uses = append(w.uses, blobUse{file: f, offset: off})
+			off += int64(pb.PlainLength())
+		}
+	}
+	order := make([]*packPlan, 0, len(packs))
+	for _, p := range packs {
+		order = append(order, p)
+	}
+	sort.Slice(order, func(i, j int) bool { return order[i].id.String() < order[j].id.String() })
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(rs.opts.Workers)
+	for _, p := range order {
+		g.Go(func() error {
+			rs.restorePack(gctx, p)
+			return gctx.Err()
+		})
+	}
+	return g.Wait()
+}
+
+func partialName(p string) string { return p + partialSuffix }
+
+// createPartial makes the temporary file at its full size; regions of zeros
+// are then left unwritten, so sparse files stay sparse.
+func (rs *restorer) createPartial(f *fileEntry) error {
+	tmp := partialName(f.path)
+	fh, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := fh.Truncate(int64(f.node.Size)); err != nil {
+		fh.Close()
+		return fmt.Errorf("%w (is the disk full?)", err)
+	}
+	return fh.Close()
+}
+
+// restorePack downloads the wanted part of one pack in one request and
+// writes each blob to every place that needs it.
+func (rs *restorer) restorePack(ctx context.Context, p *packPlan) {
+	list := make([]*wanted, 0, len(p.blobs))
+	for _, w := range p.blobs {
+		list = append(list, w)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].pb.Offset < list[j].pb.Offset })
+	start := int64(list[0].pb.Offset)
+	last := list[len(list)-1].pb
+	end := int64(last.Offset) + int64(last.Length)
+
+	failAll := func(err error) {
+		for _, w := range list {
+			for _, u := range w.uses {
+				if !u.file.failed.Swap(true) {
+					rs.fail(u.file.path, err)
+					_ = os.Remove(partialName(u.file.path))
+				}
+			}
+		}
+	}
+	rd, err := rs.r.Backend().Load(ctx, remote.Handle{Type: remote.PackFile, Name: p.id.String()}, start, end-start)
+	if err != nil {
+		failAll(fmt.Errorf("load pack %s: %w", p.id.Str(), err))
+		return
+	}
+	data, err := io.ReadAll(rd)
+	rd.Close()
+	if err == nil && int64(len(data)) != end-start {
+		err = fmt.Errorf("got %d bytes, want %d", len(data), end-start)
+	}
+	if err != nil {
+		failAll(fmt.Errorf("read pack %s: %w", p.id.Str(), err))
+		return
+	}
+	var plain []byte
+	for _, w := range list {
+		off := int64(w.pb.Offset) - start
+		plain, err = rs.r.OpenBlob(w.pb, data[off:off+int64(w.pb.Length)], plain)
+		for _, u := range w.uses {
+			if u.file.failed.Load() {
+				continue
+			}
+			if err == nil {
+				err = writeAt(partialName(u.file.path), plain, u.offset)
+			}
+			if err != nil {
+				u.file.failed.Store(true)
+				rs.fail(u.file.path, err)
+				_ = os.Remove(partialName(u.file.path))
+				continue
+			}
+			rs.progress(0, uint64(len(plain)))
+			if u.file.remaining.Add(-1) == 0 {
+				rs.finish(u.file)
+			}
+		}
+		err = nil
+	}
+}
+
+func writeAt(name string, data []byte, off int64) error {
+	if isZero(data) {
+		return nil // the file was created at full size: this is already a hole
+	}
+	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(data, off); err != nil {
+		f.Close()
+		return fmt.Errorf("%w (is the disk full?)", err)
+	}
+	return f.Close()
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// finish syncs a complete file, sets its metadata and renames it into place.
+func (rs *restorer) finish(f *fileEntry) {
+	tmp := partialName(f.path)
+	fh, err := os.OpenFile(tmp, os.O_WRONLY, 0)
+	if err == nil {
+		err = fh.Sync()
+		if cerr := fh.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err == nil {
+		err = rs.applyMeta(tmp, f.node)
+	}
+	if err == nil {
+		err = os.Rename(tmp, f.path)
+	}
+	if err != nil {
+		f.failed.Store(true)
+		rs.fail(f.path, err)
+		_ = os.Remove(tmp)
+		return
+	}
+	rs.mu.Lock()
+	rs.res.Files++
+	rs.res.Bytes += f.node.Size
+	rs.mu.Unlock()
+	rs.progress(1, 0)
+}
+
+// matches reports whether the file at p has exactly the snapshot's content,
+// by hashing it blob by blob.
+func matches(p string, size uint64, blobs []repo.PackedBlob, buf *[]byte) (bool, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || uint64(fi.Size()) != size {
+		return false, err
+	}
+	for _, pb := range blobs {
+		n := int(pb.PlainLength())
+		if cap(*buf) < n {
+			*buf = make([]byte, n)
+		}
+		b := (*buf)[:n]
+		if _, err := io.ReadFull(f, b); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				return false, nil
+			}
+			return false, err
+		}
+		if sha256.Sum256(b) != pb.ID {
+			return false, nil
+		}
+	}
+	return true, nil
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs what the tests need, if missing: restic (apt), MinIO and
+# staticcheck (go install into $HOME/.cache/escrow-ci/bin). Safe to run again;
+# it only prints and does what is missing.
+set -euo pipefail
+
+# Pinned so that CI is reproducible; bump deliberately.
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+STATICCHECK_VERSION=v0.8.2 # 2026.2.x; its go.mod needs Go 1.26, and it supports Go 1.26 code
+
+CACHE_BIN="${HOME}/.cache/escrow-ci/bin"
+mkdir -p "${CACHE_BIN}"
+
+log() { printf 'test-deps: %s\n' "$*"; }
+
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		# -n: fail rather than wait for a password (CI has no stdin).
+		sudo -n "$@"
+	else
+		log "need root to run: $*" >&2
+		return 1
+	fi
+}
+
+if command -v restic >/dev/null 2>&1; then
+	log "restic present: $(command -v restic)"
+else
+	log "installing restic with apt-get"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y restic
+fi
+
+# go_install BINARY PACKAGE@VERSION installs into the cache unless the binary
+# is already there (a version marker file tells a stale build apart).
+go_install() {
+	local bin=$1 pkg=$2
+	local marker="${CACHE_BIN}/.${bin}.version"
+	if [ -x "${CACHE_BIN}/${bin}" ] && { [ ! -f "${marker}" ] || [ "$(cat "${marker}")" = "${pkg}" ]; }; then
+		log "${bin} present: ${CACHE_BIN}/${bin}"
+		return
+	fi
+	log "building ${pkg} into ${CACHE_BIN} (this can take minutes the first time)"
+	# Outside the module, so the project's go.mod is neither read nor changed.
+	(cd / && GOBIN="${CACHE_BIN}" GOFLAGS=-buildvcs=false go install "${pkg}")
+	printf '%s\n' "${pkg}" >"${marker}"
+}
+
+go_install minio "github.com/minio/minio@${MINIO_VERSION}"
+go_install staticcheck "honnef.co/go/tools/cmd/staticcheck@${STATICCHECK_VERSION}"
+
+log "done"
