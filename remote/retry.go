@@ -87,11 +87,21 @@ type retryBackend struct {
 	o RetryOptions
 }
 
-// do runs op until it succeeds, fails permanently, ctx ends or the budget is
-// spent. what names the operation and object for the log.
 func (r *retryBackend) do(ctx context.Context, what string, op func() error) error {
-	start := r.o.Now()
-	wait := r.o.InitialInterval
+	return retry(ctx, r.o, r.b.Location(), what, op)
+}
+
+// Retry runs op with the same policy as WithRetry: until it succeeds, fails
+// permanently, ctx ends or the budget is spent. It is for operations outside
+// a Backend, such as connecting to the store. what and location name the
+// operation for the log.
+func Retry(ctx context.Context, opts RetryOptions, location, what string, op func() error) error {
+	return retry(ctx, opts.withDefaults(), location, what, op)
+}
+
+func retry(ctx context.Context, o RetryOptions, location, what string, op func() error) error {
+	start := o.Now()
+	wait := o.InitialInterval
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
@@ -100,19 +110,19 @@ func (r *retryBackend) do(ctx context.Context, what string, op func() error) err
 		if err == nil || IsPermanent(err) {
 			return err
 		}
-		elapsed := r.o.Now().Sub(start)
-		d := r.o.Jitter(wait)
+		elapsed := o.Now().Sub(start)
+		d := o.Jitter(wait)
 		// Give up now rather than sleep past the budget only to try once more.
-		if elapsed+d > r.o.MaxElapsed {
+		if elapsed+d > o.MaxElapsed {
 			return fmt.Errorf("gave up after %d attempts over %s: %w", attempt, elapsed.Round(time.Millisecond), err)
 		}
-		r.o.Logger.LogAttrs(ctx, slog.LevelWarn, "remote operation failed, will retry",
-			slog.String("op", what), slog.String("location", r.b.Location()),
+		o.Logger.LogAttrs(ctx, slog.LevelWarn, "remote operation failed, will retry",
+			slog.String("op", what), slog.String("location", location),
 			slog.Int("attempt", attempt), slog.Duration("wait", d), slog.Any("err", err))
-		if serr := r.o.Sleep(ctx, d); serr != nil {
+		if serr := o.Sleep(ctx, d); serr != nil {
 			return fmt.Errorf("%w (after %d attempts; last error: %w)", serr, attempt, err)
 		}
-		wait = min(2*wait, r.o.MaxInterval)
+		wait = min(2*wait, o.MaxInterval)
 	}
 }
 

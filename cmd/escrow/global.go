@@ -95,10 +95,19 @@ func (o *globalOptions) openBackend(ctx context.Context, create bool) (remote.Ba
 		if cfg.KeyID == "" || cfg.Secret == "" {
 			return nil, usageError(fmt.Errorf("no S3 credentials for %s: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", cfg.Location()))
 		}
-		if create {
-			be, err = s3.Create(ctx, cfg)
-		} else {
-			be, err = s3.Open(ctx, cfg)
+		// A store that is briefly unreachable at start is waited for, as
+		// it would be in the middle of a backup.
+		err = remote.Retry(ctx, o.retryOptions(), cfg.Location(), "connect", func() error {
+			var err error
+			if create {
+				be, err = s3.Create(ctx, cfg)
+			} else {
+				be, err = s3.Open(ctx, cfg)
+			}
+			return err
+		})
+		if err != nil && !remote.IsPermanent(err) {
+			return nil, fmt.Errorf("cannot reach the store at %s (check the address, the network, and that the store is running): %w", cfg.Location(), err)
 		}
 		if err != nil {
 			return nil, err
@@ -120,7 +129,11 @@ func (o *globalOptions) openBackend(ctx context.Context, create bool) (remote.Ba
 			return nil, err
 		}
 	}
-	return remote.WithRetry(be, remote.RetryOptions{MaxElapsed: o.RetryFor, Logger: o.logger()}), nil
+	return remote.WithRetry(be, o.retryOptions()), nil
+}
+
+func (o *globalOptions) retryOptions() remote.RetryOptions {
+	return remote.RetryOptions{MaxElapsed: o.RetryFor, Logger: o.logger()}
 }
 
 // openRepo opens the repository. Commands load the index themselves, after

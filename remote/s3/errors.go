@@ -139,10 +139,12 @@ func (b *Backend) classifyResponse(op string, er minio.ErrorResponse, mk func(er
 }
 
 // scrub is the last line of defence: no code path is known to put the
-// secret into a message, but none may.
+// secret into a message, but none may. Strings shorter than any real
+// credential are left alone: replacing every "b" would garble the message
+// and protect nothing.
 func (b *Backend) scrub(msg string) string {
 	for _, s := range []string{b.cfg.Secret, b.cfg.SessionToken} {
-		if s != "" {
+		if len(s) >= 8 {
 			msg = strings.ReplaceAll(msg, s, "REDACTED")
 		}
 	}
