@@ -30,8 +30,8 @@ type Options struct {
 	OneFileSystem bool
 	Tags          []string
 	Host          string // defaults to the host name
-	// Parent is the snapshot to compare against; nil means the newest
-	// snapshot with the same host and paths.
+	// Parent is the snapshot to compare against (FindParent picks the
+	// usual one); nil reads every file.
 	Parent *repo.Snapshot
 	// NoParent reads every file again.
 	NoParent bool

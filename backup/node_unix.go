@@ -43,7 +43,11 @@ func (a *archiver) nodeFromInfo(name string, fi fs.FileInfo) *repo.Node {
 	n.Inode = uint64(st.Ino)
 	n.DeviceID = uint64(st.Dev)
 	n.Links = uint64(st.Nlink)
-	n.AccessTime = timespec(statAtime(st))
+	// The access time is not recorded (it is set to mtime, as restic does):
+	// reading a directory during a backup moves its atime, so recording it
+	// would give every directory a new tree on every run and defeat the
+	// reuse of unchanged subtrees.
+	n.AccessTime = n.ModTime
 	n.ChangeTime = timespec(statCtime(st))
 	if n.Type == repo.NodeDev || n.Type == repo.NodeCharDev {
 		n.Device = uint64(st.Rdev)

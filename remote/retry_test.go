@@ -522,3 +522,26 @@ func TestRetryPassesThrough(t *testing.T) {
 		t.Errorf("load missing: %v", err)
 	}
 }
+
+// TestRetryFunc covers Retry, the policy for operations outside a Backend.
+func TestRetryFunc(t *testing.T) {
+	clock := &fakeClock{}
+	calls := 0
+	err := Retry(ctx, testOptions(clock, nil), "mem:", "connect", func() error {
+		calls++
+		if calls < 3 {
+			return errTransient
+		}
+		return nil
+	})
+	if err != nil || calls != 3 || len(clock.sleeps) != 2 {
+		t.Errorf("err %v after %d calls and %d sleeps; want nil, 3, 2", err, calls, len(clock.sleeps))
+	}
+
+	calls = 0
+	denied := fmt.Errorf("denied: %w", ErrPermanent)
+	err = Retry(ctx, testOptions(&fakeClock{}, nil), "mem:", "connect", func() error { calls++; return denied })
+	if err != denied || calls != 1 {
+		t.Errorf("permanent error: %v after %d calls; want it unchanged after 1", err, calls)
+	}
+}

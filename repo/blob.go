@@ -20,7 +20,7 @@ func (r *Repository) OpenBlob(pb PackedBlob, sealed []byte, buf []byte) ([]byte,
 		return nil, fmt.Errorf("%s in pack %s: %w: %v", pb.BlobHandle, pb.PackID.Str(), ErrCorrupt, err)
 	}
 	if pb.UncompressedLength != 0 {
-		out, err := r.codec.dec.DecodeAll(plain, make([]byte, 0, pb.UncompressedLength))
+		out, err := r.codec.blobDec.DecodeAll(plain, make([]byte, 0, pb.UncompressedLength))
 		if err != nil {
 			return nil, fmt.Errorf("%s in pack %s: %w: decompress: %v", pb.BlobHandle, pb.PackID.Str(), ErrCorrupt, err)
 		}

@@ -31,6 +31,9 @@ const maxUnpackedSize = 512 << 20
 type codec struct {
 	enc *zstd.Encoder
 	dec *zstd.Decoder
+	// blobDec never decodes past cap(dst): a blob's declared plaintext
+	// length bounds what a hostile or damaged blob can make us allocate.
+	blobDec *zstd.Decoder
 }
 
 func newCodec(level zstd.EncoderLevel) (*codec, error) {
@@ -48,10 +51,17 @@ func newCodecLimit(level zstd.EncoderLevel, maxDecoded uint64) (*codec, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &codec{enc: enc, dec: dec}, nil
+	blobDec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxDecoded), zstd.WithDecodeAllCapLimit(true))
+	if err != nil {
+		return nil, err
+	}
+	return &codec{enc: enc, dec: dec, blobDec: blobDec}, nil
 }
 
-func (c *codec) close() { c.dec.Close() }
+func (c *codec) close() {
+	c.dec.Close()
+	c.blobDec.Close()
+}
 
 func (c *codec) decodeUnpacked(plain []byte) ([]byte, error) {
 	if len(plain) == 0 {

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs every fuzz target of the repository format decoders, one after the
+# other, for FUZZTIME each (default 10s). A failure is reported at the end
+# with the others, and the script then exits non-zero; the fuzzer keeps the
+# failing input under repo/testdata/fuzz/<target>/, where `go test` replays
+# it until the decoder is fixed.
+#
+#   FUZZTIME=1m scripts/fuzz.sh            # all targets
+#   scripts/fuzz.sh FuzzDecodeTree         # some of them
+set -u
+cd "$(dirname "$0")/.."
+
+FUZZTIME=${FUZZTIME:-10s}
+# Every Fuzz function in the package, so a new target is never forgotten.
+mapfile -t all < <(go test ./repo -list '^Fuzz' | grep '^Fuzz')
+if [ ${#all[@]} -eq 0 ]; then
+	echo "fuzz: no fuzz targets found in ./repo" >&2
+	exit 1
+fi
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+	targets=("${all[@]}")
+fi
+for t in "${targets[@]}"; do
+	# go test -fuzz with a name that matches nothing passes: refuse it here.
+	if ! printf '%s\n' "${all[@]}" | grep -qx -- "$t"; then
+		echo "fuzz: no fuzz target $t in ./repo (have: ${all[*]})" >&2
+		exit 2
+	fi
+done
+
+failed=()
+for t in "${targets[@]}"; do
+	log=$(mktemp)
+	start=$SECONDS
+	if go test ./repo -run '^$' -fuzz "^${t}\$" -fuzztime "$FUZZTIME" >"$log" 2>&1; then
+		echo "ok   $t ($((SECONDS - start))s, $(grep -o 'execs: [0-9]*' "$log" | tail -1))"
+	else
+		echo "FAIL $t ($((SECONDS - start))s)"
+		sed 's/^/    /' "$log"
+		failed+=("$t")
+	fi
+	rm -f "$log"
+done
+
+if [ ${#failed[@]} -gt 0 ]; then
+	echo "fuzz: ${#failed[@]} of ${#targets[@]} targets failed: ${failed[*]}"
+	exit 1
+fi
+echo "fuzz: all ${#targets[@]} targets passed (${FUZZTIME} each)"
