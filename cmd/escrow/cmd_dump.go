@@ -18,11 +18,8 @@ func newDumpCommand(g *globalOptions) *cobra.Command {
 		Args:    exactArgs(2),
 		RunE: withRepo(g, func(cmd *cobra.Command, r *repo.Repository, args []string) error {
 			ctx := cmd.Context()
-			sn, err := findSnapshot(ctx, r, args[0], f.filter())
+			sn, err := g.snapshotForReading(ctx, r, args[0], f.filter())
 			if err != nil {
-				return err
-			}
-			if err := g.loadIndex(ctx, r); err != nil {
 				return err
 			}
 			node, err := r.FindNode(ctx, sn, args[1])

@@ -22,11 +22,8 @@ func newLsCommand(g *globalOptions) *cobra.Command {
 		Args:    rangeArgs(1, 2),
 		RunE: withRepo(g, func(cmd *cobra.Command, r *repo.Repository, args []string) error {
 			ctx := cmd.Context()
-			sn, err := findSnapshot(ctx, r, args[0], f.filter())
+			sn, err := g.snapshotForReading(ctx, r, args[0], f.filter())
 			if err != nil {
-				return err
-			}
-			if err := g.loadIndex(ctx, r); err != nil {
 				return err
 			}
 			dir := "/"

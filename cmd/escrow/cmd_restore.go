@@ -37,11 +37,8 @@ simply be run again.`,
 			if o.Target == "" {
 				return usageError(errors.New("--target is required: the directory to restore into"))
 			}
-			sn, err := findSnapshot(ctx, r, args[0], f.filter())
+			sn, err := g.snapshotForReading(ctx, r, args[0], f.filter())
 			if err != nil {
-				return err
-			}
-			if err := g.loadIndex(ctx, r); err != nil {
 				return err
 			}
 			opts := restore.Options{Target: o.Target, Include: o.Includes, Verify: o.Verify, Logger: g.logger()}

@@ -266,14 +266,19 @@ func (f *snapshotFilterOptions) filter() repo.SnapshotFilter {
 	return repo.SnapshotFilter{Hosts: f.Hosts, Tags: f.Tags, Paths: f.Paths}
 }
 
-// findSnapshot resolves "latest" or an ID prefix.
-func findSnapshot(ctx context.Context, r *repo.Repository, ref string, f repo.SnapshotFilter) (*repo.Snapshot, error) {
+// snapshotForReading resolves "latest" or an ID prefix and then loads the
+// index: snapshots are listed before the index (read ordering), so a
+// snapshot being written meanwhile is never seen without its index.
+func (o *globalOptions) snapshotForReading(ctx context.Context, r *repo.Repository, ref string, f repo.SnapshotFilter) (*repo.Snapshot, error) {
 	snaps, err := r.Snapshots(ctx)
 	if err != nil {
 		return nil, err
 	}
 	sn, err := repo.FindSnapshot(snaps, ref, f)
 	if err != nil {
+		return nil, err
+	}
+	if err := o.loadIndex(ctx, r); err != nil {
 		return nil, err
 	}
 	return sn, nil
