@@ -7,6 +7,7 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -133,14 +134,38 @@ func IsPermanent(err error) bool {
 
 // LoadAll reads a whole object.
 func LoadAll(ctx context.Context, b Backend, h Handle) ([]byte, error) {
-	rd, err := b.Load(ctx, h, 0, 0)
+	return LoadRange(ctx, b, h, 0, 0)
+}
+
+// LoadRange reads length bytes of h from offset (0: to the end) into
+// memory. When the backend already holds them in memory (the retry layer
+// does), they are returned without another copy.
+func LoadRange(ctx context.Context, b Backend, h Handle, offset, length int64) ([]byte, error) {
+	rd, err := b.Load(ctx, h, offset, length)
 	if err != nil {
 		return nil, err
 	}
 	defer rd.Close()
-	data, err := io.ReadAll(rd)
+	if br, ok := rd.(*bufferedReader); ok {
+		return br.data, nil
+	}
+	var data []byte
+	if length > 0 {
+		data = make([]byte, length)
+		_, err = io.ReadFull(rd, data)
+	} else {
+		data, err = io.ReadAll(rd)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", h, err)
 	}
 	return data, nil
 }
+
+// bufferedReader is a Load result already read into memory.
+type bufferedReader struct {
+	*bytes.Reader
+	data []byte
+}
+
+func (*bufferedReader) Close() error { return nil }

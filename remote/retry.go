@@ -161,7 +161,7 @@ func (r *retryBackend) Load(ctx context.Context, h Handle, offset, length int64)
 	if err != nil {
 		return nil, err
 	}
-	return io.NopCloser(bytes.NewReader(data)), nil
+	return &bufferedReader{Reader: bytes.NewReader(data), data: data}, nil
 }
 
 func (r *retryBackend) Stat(ctx context.Context, h Handle) (FileInfo, error) {

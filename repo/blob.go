@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/escrow-backup/escrow/remote"
 )
@@ -41,14 +40,16 @@ func (r *Repository) LoadBlob(ctx context.Context, h BlobHandle, buf []byte) ([]
 	if !ok {
 		return nil, fmt.Errorf("%s: %w: not in the index", h, ErrMissing)
 	}
-	rd, err := r.be.Load(ctx, remote.Handle{Type: remote.PackFile, Name: pb.PackID.String()}, int64(pb.Offset), int64(pb.Length))
+	if h.Type == TreeBlob {
+		sealed, err := r.sealedTree(ctx, pb, r.idx.PackSize(pb.PackID))
+		if err != nil {
+			return nil, err
+		}
+		return r.OpenBlob(pb, sealed, buf)
+	}
+	sealed, err := remote.LoadRange(ctx, r.be, remote.Handle{Type: remote.PackFile, Name: pb.PackID.String()}, int64(pb.Offset), int64(pb.Length))
 	if err != nil {
 		return nil, fmt.Errorf("load %s from pack %s: %w", h, pb.PackID.Str(), err)
-	}
-	defer rd.Close()
-	sealed := make([]byte, pb.Length)
-	if _, err := io.ReadFull(rd, sealed); err != nil {
-		return nil, fmt.Errorf("read %s from pack %s: %w", h, pb.PackID.Str(), err)
 	}
 	return r.OpenBlob(pb, sealed, buf)
 }

@@ -109,6 +109,13 @@ func (idx *Index) Packs() map[ID]int64 {
 	return out
 }
 
+// PackSize returns the size pack id must have, or 0 if it is not indexed.
+func (idx *Index) PackSize(id ID) int64 {
+	idx.mu.RLock()
+	defer idx.mu.RUnlock()
+	return idx.packSize[id]
+}
+
 // Each calls fn for every indexed blob; fn must not call back into idx.
 func (idx *Index) Each(fn func(PackedBlob)) {
 	idx.mu.RLock()

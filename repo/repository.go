@@ -58,10 +58,9 @@ func (o *Options) fill() {
 		o.PackSize = DefaultPackSize
 	}
 	if o.Uploads <= 0 {
-		o.Uploads = 2 * runtime.GOMAXPROCS(0)
-		if o.Uploads > 8 {
-			o.Uploads = 8
-		}
+		// Each upload holds a whole pack in memory; on a small server the
+		// cores, not the requests in flight, limit throughput.
+		o.Uploads = min(max(2, runtime.GOMAXPROCS(0)), 8)
 	}
 	if o.KDF.N == 0 {
 		o.KDF = DefaultKDFParams
@@ -81,6 +80,7 @@ type Repository struct {
 	opts  Options
 	codec *codec
 	idx   *Index
+	trees *treePackCache
 	log   *slog.Logger
 }
 
@@ -162,7 +162,7 @@ func newRepository(be remote.Backend, key *Key, cfg Config, opts Options) (*Repo
 	if err != nil {
 		return nil, err
 	}
-	return &Repository{be: be, key: key, cfg: cfg, opts: opts, codec: c, idx: NewIndex(), log: opts.Logger}, nil
+	return &Repository{be: be, key: key, cfg: cfg, opts: opts, codec: c, idx: NewIndex(), trees: newTreePackCache(treeCacheSize), log: opts.Logger}, nil
 }
 
 // Close releases the repository's resources (not the backend).

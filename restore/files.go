@@ -88,7 +88,13 @@ func (rs *restorer) restoreFiles(ctx context.Context) error {
 			return gctx.Err()
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if err := syncFS(rs.opts.Target); err != nil {
+		return fmt.Errorf("sync %s: %w", rs.opts.Target, err)
+	}
+	return nil
 }
 
 func partialName(p string) string { return p + partialSuffix }
@@ -130,13 +136,7 @@ func (rs *restorer) restorePack(ctx context.Context, p *packPlan) {
 			}
 		}
 	}
-	rd, err := rs.r.Backend().Load(ctx, remote.Handle{Type: remote.PackFile, Name: p.id.String()}, start, end-start)
-	if err != nil {
-		failAll(fmt.Errorf("load pack %s: %w", p.id.Str(), err))
-		return
-	}
-	data, err := io.ReadAll(rd)
-	rd.Close()
+	data, err := remote.LoadRange(ctx, rs.r.Backend(), remote.Handle{Type: remote.PackFile, Name: p.id.String()}, start, end-start)
 	if err == nil && int64(len(data)) != end-start {
 		err = fmt.Errorf("got %d bytes, want %d", len(data), end-start)
 	}
@@ -194,19 +194,13 @@ func isZero(b []byte) bool {
 	return true
 }
 
-// finish syncs a complete file, sets its metadata and renames it into place.
+// finish sets a complete file's metadata and renames it into place. Files
+// are not synced one by one (thousands of small fsyncs dominate a restore);
+// the whole file system is synced once at the end, and a restore cut short
+// before that is simply run again: it re-checks every file by content.
 func (rs *restorer) finish(f *fileEntry) {
 	tmp := partialName(f.path)
-	fh, err := os.OpenFile(tmp, os.O_WRONLY, 0)
-	if err == nil {
-		err = fh.Sync()
-		if cerr := fh.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err == nil {
-		err = rs.applyMeta(tmp, f.node)
-	}
+	err := rs.applyMeta(tmp, f.node)
 	if err == nil {
 		err = os.Rename(tmp, f.path)
 	}

@@ -41,7 +41,7 @@ func (rs *restorer) applyMeta(p string, n *repo.Node) error {
 
 func toTimespec(t time.Time) unix.Timespec {
 	if t.IsZero() {
-		return unix.Timespec{Sec: 0, Nsec: unix.UTIME_OMIT}
+		t = time.Now() // a node without times: like a newly written file
 	}
 	return unix.NsecToTimespec(t.UnixNano())
 }

@@ -1,0 +1,98 @@
+package repo
+
+import (
+	"container/list"
+	"context"
+	"fmt"
+	"sync"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/escrow-backup/escrow/remote"
+)
+
+// treePackCache keeps recently used tree packs in memory. Walking a snapshot
+// (comparing with the parent during a backup, listing, planning a restore)
+// reads one tree per directory; trees of the same backup share a few packs,
+// so fetching each pack once turns thousands of small ranged reads into a
+// handful. The cache is bounded in bytes and evicts the least recently used.
+type treePackCache struct {
+	max int64
+
+	mu    sync.Mutex
+	size  int64
+	lru   *list.List // of *cachedPack, most recent first
+	packs map[ID]*list.Element
+	group singleflight.Group
+}
+
+type cachedPack struct {
+	id   ID
+	data []byte
+}
+
+// treeCacheSize bounds the memory the cache may hold.
+const treeCacheSize = 32 << 20
+
+func newTreePackCache(max int64) *treePackCache {
+	return &treePackCache{max: max, lru: list.New(), packs: map[ID]*list.Element{}}
+}
+
+func (c *treePackCache) lookup(id ID) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.packs[id]
+	if !ok {
+		return nil, false
+	}
+	c.lru.MoveToFront(e)
+	return e.Value.(*cachedPack).data, true
+}
+
+func (c *treePackCache) add(id ID, data []byte) {
+	if int64(len(data)) > c.max/4 {
+		return // a huge pack would evict everything else
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.packs[id]; ok {
+		return
+	}
+	c.packs[id] = c.lru.PushFront(&cachedPack{id: id, data: data})
+	c.size += int64(len(data))
+	for c.size > c.max {
+		last := c.lru.Back()
+		p := last.Value.(*cachedPack)
+		c.lru.Remove(last)
+		delete(c.packs, p.id)
+		c.size -= int64(len(p.data))
+	}
+}
+
+// sealedTree returns a tree blob's sealed bytes, loading its whole pack
+// (once, even when asked concurrently) if it is not cached.
+func (r *Repository) sealedTree(ctx context.Context, pb PackedBlob, size int64) ([]byte, error) {
+	data, ok := r.trees.lookup(pb.PackID)
+	if !ok {
+		v, err, _ := r.trees.group.Do(pb.PackID.String(), func() (any, error) {
+			if data, ok := r.trees.lookup(pb.PackID); ok {
+				return data, nil
+			}
+			data, err := remote.LoadAll(ctx, r.be, remote.Handle{Type: remote.PackFile, Name: pb.PackID.String()})
+			if err != nil {
+				return nil, err
+			}
+			r.trees.add(pb.PackID, data)
+			return data, nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("load tree pack %s: %w", pb.PackID.Str(), err)
+		}
+		data = v.([]byte)
+	}
+	end := int64(pb.Offset) + int64(pb.Length)
+	if end > int64(len(data)) || (size > 0 && int64(len(data)) != size) {
+		return nil, fmt.Errorf("%s in pack %s: %w: the pack is %d bytes, the index says %d", pb.BlobHandle, pb.PackID.Str(), ErrCorrupt, len(data), size)
+	}
+	return data[pb.Offset:end], nil
+}
