@@ -50,8 +50,10 @@ type Options struct {
 }
 
 // DefaultPackSize balances request count against memory: a pack is held in
-// memory while it fills and while it uploads.
-const DefaultPackSize = 16 << 20
+// memory while it fills and while it uploads, and a restore reads up to a
+// pack at a time per worker. 8 MiB keeps a backup's memory near restic's on
+// a small server; the benchmark in bench/ measures both.
+const DefaultPackSize = 8 << 20
 
 func (o *Options) fill() {
 	if o.PackSize <= 0 {

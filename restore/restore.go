@@ -33,7 +33,8 @@ type Options struct {
 	Include []string
 	// Verify re-reads every restored file and checks it against the snapshot.
 	Verify bool
-	// Workers download packs in parallel; default twice the cores, at most 8.
+	// Workers download packs in parallel; default one per core, at least 2
+	// and at most 8. Each holds up to a pack's worth of data in memory.
 	Workers  int
 	Logger   *slog.Logger
 	Progress func(Progress)
@@ -101,7 +102,7 @@ func Run(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Option
 		return nil, errors.New("no target directory given")
 	}
 	if opts.Workers <= 0 {
-		opts.Workers = min(8, 2*runtime.GOMAXPROCS(0))
+		opts.Workers = min(8, max(2, runtime.GOMAXPROCS(0)))
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
