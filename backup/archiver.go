@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -399,7 +400,9 @@ func (a *archiver) saveFile(job *fileJob, buf []byte, sp *chunk.Splitter) ([]byt
 		}
 		if m > 0 {
 			if m > int(n.Size) { // grew while we read: take the rest through the splitter
-				sp, buf, err = a.split(ctx, io.MultiReader(strings.NewReader(string(buf[:m])), f), sp, buf, save)
+				// Copy what was read: split may reuse buf for its chunks.
+				head := bytes.Clone(buf[:m])
+				sp, buf, err = a.split(ctx, io.MultiReader(bytes.NewReader(head), f), sp, buf, save)
 			} else {
 				err = save(buf[:m])
 			}

@@ -35,31 +35,22 @@ func Stream(ctx context.Context, r *repo.Repository, rd io.Reader, filename stri
 		return nil, err
 	}
 	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
-	leaf := &repo.Node{
+	node := &repo.Node{
 		Name: parts[len(parts)-1], Type: repo.NodeFile, Mode: 0o600,
 		ModTime: start, AccessTime: start, ChangeTime: start,
 		UID: uid, GID: gid, Size: size, Links: 1, Content: content,
 	}
-	node := leaf
-	// Build the directories above the file, innermost first.
-	for i := len(parts) - 2; i >= -1; i-- {
-		tree := &repo.Tree{Nodes: []*repo.Node{node}}
-		id, err := w.SaveTree(ctx, tree)
+	// Wrap the file in its directories, innermost first, up to the root.
+	var rootID repo.ID
+	for i := len(parts) - 2; ; i-- {
+		id, err := w.SaveTree(ctx, &repo.Tree{Nodes: []*repo.Node{node}})
 		if err != nil {
 			_ = w.Close(ctx)
 			return nil, err
 		}
 		if i < 0 {
-			sn := newSnapshot(&opts, []string{clean}, start)
-			sn.Tree = &id
-			res.Summary.FilesNew = 1
-			res.Summary.TotalFilesProcessed = 1
-			res.Summary.TotalBytesProcessed = size
-			res.BytesRead = size
-			if err := commit(ctx, r, w, sn, res, opts.Now); err != nil {
-				return nil, err
-			}
-			return res, nil
+			rootID = id
+			break
 		}
 		node = &repo.Node{
 			Name: parts[i], Type: repo.NodeDir, Mode: fs.ModeDir | 0o700,
@@ -67,7 +58,16 @@ func Stream(ctx context.Context, r *repo.Repository, rd io.Reader, filename stri
 			UID: uid, GID: gid, Subtree: &id,
 		}
 	}
-	panic("unreachable")
+	sn := newSnapshot(&opts, []string{clean}, start)
+	sn.Tree = &rootID
+	res.Summary.FilesNew = 1
+	res.Summary.TotalFilesProcessed = 1
+	res.Summary.TotalBytesProcessed = size
+	res.BytesRead = size
+	if err := commit(ctx, r, w, sn, res, opts.Now); err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 func saveStream(ctx context.Context, r *repo.Repository, w *repo.Writer, rd io.Reader) ([]repo.ID, uint64, error) {
