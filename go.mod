@@ -3,6 +3,7 @@ module github.com/escrow-backup/escrow
 go 1.26.8
 
 require (
+	github.com/fsnotify/fsnotify v1.10.1
 	github.com/klauspost/compress v1.20.3
 	github.com/minio/minio-go/v7 v7.4.1
 	github.com/restic/chunker v0.4.0

@@ -177,6 +177,13 @@ func (a *archiver) saveEntry(ctx context.Context, path, name string, fi fs.FileI
 		var psub *repo.ID
 		if pnode != nil && pnode.Type == repo.NodeDir {
 			psub = pnode.Subtree
+		} else {
+			a.changed(path, Added, repo.NodeDir)
+		}
+		if a.reusable(path, psub) {
+			node.Subtree = psub
+			a.countDir(pnode, *psub)
+			return nil, node, nil
 		}
 		id, ok, err := a.saveDir(ctx, path, psub, rootDev)
 		if err != nil || !ok {
@@ -196,7 +203,53 @@ func (a *archiver) saveEntry(ctx context.Context, path, name string, fi fs.FileI
 			node.LinkTargetRaw = []byte(target)
 		}
 	}
+	if a.opts.OnChange != nil && !sameSpecial(node, pnode) {
+		kind := Modified
+		if pnode == nil || pnode.Type != node.Type {
+			kind = Added
+		}
+		a.changed(path, kind, node.Type)
+	}
 	return nil, node, nil
+}
+
+// reusable reports whether the parent's subtree can stand for the directory
+// at path without reading it: the caller vouches that nothing below changed,
+// and the tree is still in the repository.
+func (a *archiver) reusable(path string, psub *repo.ID) bool {
+	if psub == nil || a.opts.Changes == nil || a.opts.Changes.Touched(path) {
+		return false
+	}
+	return a.r.Index().Has(repo.BlobHandle{ID: *psub, Type: repo.TreeBlob})
+}
+
+// sameSpecial compares what a snapshot records of a non-file, non-directory
+// entry, for change reports.
+func sameSpecial(n, p *repo.Node) bool {
+	return p != nil && p.Type == n.Type && p.Mode == n.Mode && p.LinkTarget == n.LinkTarget &&
+		p.UID == n.UID && p.GID == n.GID && p.ModTime.Equal(n.ModTime) && p.Device == n.Device
+}
+
+func (a *archiver) changed(path string, kind ChangeKind, typ string) {
+	if a.opts.OnChange != nil {
+		a.opts.OnChange(Change{Path: path, Kind: kind, Type: typ})
+	}
+}
+
+// reportRemoved tells OnChange about the parent's entries that are gone.
+func (a *archiver) reportRemoved(dir string, ptree *repo.Tree, now []*repo.Node) {
+	if a.opts.OnChange == nil || ptree == nil {
+		return
+	}
+	present := make(map[string]bool, len(now))
+	for _, n := range now {
+		present[n.Name] = true
+	}
+	for _, p := range ptree.Nodes {
+		if !present[p.Name] {
+			a.changed(filepath.Join(dir, p.Name), Removed, p.Type)
+		}
+	}
 }
 
 // saveDir stores a directory's tree; ok is false when it could not be read.
@@ -250,6 +303,7 @@ func (a *archiver) saveDir(ctx context.Context, path string, parentTree *repo.ID
 	if err := a.collect(ctx, tree, pending); err != nil {
 		return repo.ID{}, false, err
 	}
+	a.reportRemoved(path, ptree, tree.Nodes)
 	id, err := a.w.SaveTree(ctx, tree)
 	return id, err == nil, err
 }
@@ -352,6 +406,11 @@ func (a *archiver) unchanged(n, p *repo.Node) bool {
 		!p.ModTime.Equal(n.ModTime) || !p.ChangeTime.Equal(n.ChangeTime) {
 		return false
 	}
+	return a.unchangedContent(p)
+}
+
+// unchangedContent reports whether all of a file node's blobs are indexed.
+func (a *archiver) unchangedContent(p *repo.Node) bool {
 	idx := a.r.Index()
 	for _, id := range p.Content {
 		if !idx.Has(repo.BlobHandle{ID: id, Type: repo.DataBlob}) {
@@ -361,64 +420,76 @@ func (a *archiver) unchanged(n, p *repo.Node) bool {
 	return true
 }
 
+// readAttempts bounds how often a file that changes while it is read is
+// read again before KeepChanging decides.
+const readAttempts = 3
+
 func (a *archiver) saveFile(job *fileJob, buf []byte, sp *chunk.Splitter) ([]byte, *chunk.Splitter, error) {
 	n := job.node
-	ctx := a.gctx
 	if a.unchanged(n, job.parent) {
 		n.Content = job.parent.Content
 		a.fileDone(0, func(s *Result) { s.Summary.FilesUnmodified++ }, n.Size)
 		return buf, sp, nil
 	}
 	f, err := openNoAtime(job.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Deleted since the directory was listed: the tree no longer has it.
+		job.skip = true
+		a.mu.Lock()
+		a.res.Vanished++
+		a.mu.Unlock()
+		a.opts.Logger.Info("file deleted before it could be read; left out", "path", job.path)
+		return buf, sp, nil
+	}
 	if err != nil {
 		job.skip = true
 		a.fileError(job.path, err)
 		return buf, sp, nil
 	}
 	defer f.Close()
-	content := make([]repo.ID, 0, 1)
+	var content []repo.ID
 	var read uint64
-	save := func(data []byte) error {
-		id, _, err := a.w.SaveBlob(ctx, repo.DataBlob, data)
+	for attempt := 1; ; attempt++ {
+		content, read, buf, sp, err = a.readContent(f, n.Size, buf, sp)
 		if err != nil {
-			return fmt.Errorf("save %s: %w", job.path, err)
+			return buf, sp, a.classify(job, fmt.Errorf("save %s: %w", job.path, err))
 		}
-		content = append(content, id)
-		read += uint64(len(data))
-		return nil
-	}
-	if n.Size < chunk.MinSize {
-		// Small files are one chunk anyway: skip the splitter.
-		if cap(buf) < int(n.Size)+1 {
-			buf = make([]byte, 0, n.Size+1)
-		}
-		m, err := io.ReadFull(f, buf[:n.Size+1])
-		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		fi, err := f.Stat()
+		if err != nil {
 			job.skip = true
 			a.fileError(job.path, err)
 			return buf, sp, nil
 		}
-		if m > 0 {
-			if m > int(n.Size) { // grew while we read: take the rest through the splitter
-				// Copy what was read: split may reuse buf for its chunks.
-				head := bytes.Clone(buf[:m])
-				sp, buf, err = a.split(ctx, io.MultiReader(bytes.NewReader(head), f), sp, buf, save)
-			} else {
-				err = save(buf[:m])
-			}
-			if err != nil {
-				return buf, sp, a.classify(job, err)
-			}
+		now := a.nodeFromInfo(n.Name, fi)
+		if read == now.Size && now.ModTime.Equal(n.ModTime) && now.ChangeTime.Equal(n.ChangeTime) {
+			break // what was read is one state of the file
 		}
-	} else {
-		sp, buf, err = a.split(ctx, f, sp, buf, save)
-		if err != nil {
-			return buf, sp, a.classify(job, err)
+		// Written to while read: what we have may mix two versions.
+		job.node, n = now, now
+		if attempt < readAttempts {
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				job.skip = true
+				a.fileError(job.path, err)
+				return buf, sp, nil
+			}
+			continue
 		}
+		if a.opts.KeepChanging {
+			a.keepPrevious(job)
+			return buf, sp, nil
+		}
+		n.Size = read
+		a.opts.Logger.Warn("file kept changing while it was read; stored as last read", "path", job.path)
+		break
 	}
 	n.Content = content
 	n.Size = read // what we stored is what the snapshot says
 	isNew := job.parent == nil || job.parent.Type != repo.NodeFile
+	kind := Modified
+	if isNew {
+		kind = Added
+	}
+	a.changed(job.path, kind, repo.NodeFile)
 	a.fileDone(read, func(s *Result) {
 		if isNew {
 			s.Summary.FilesNew++
@@ -427,6 +498,60 @@ func (a *archiver) saveFile(job *fileJob, buf []byte, sp *chunk.Splitter) ([]byt
 		}
 	}, read)
 	return buf, sp, nil
+}
+
+// keepPrevious keeps the parent's version of a file that would not hold still,
+// or leaves a new file out, and lists it for a later run.
+func (a *archiver) keepPrevious(job *fileJob) {
+	if p := job.parent; p != nil && p.Type == repo.NodeFile && a.unchangedContent(p) {
+		*job.node = *p
+	} else {
+		job.skip = true
+	}
+	a.mu.Lock()
+	a.res.Deferred = append(a.res.Deferred, job.path)
+	a.mu.Unlock()
+	a.opts.Logger.Info("file kept changing while it was read; kept its previous version for now", "path", job.path)
+}
+
+// readContent stores the file's bytes from its current offset (the start)
+// and returns the blob IDs and the number of bytes read.
+func (a *archiver) readContent(f *os.File, size uint64, buf []byte, sp *chunk.Splitter) ([]repo.ID, uint64, []byte, *chunk.Splitter, error) {
+	ctx := a.gctx
+	content := make([]repo.ID, 0, 1)
+	var read uint64
+	save := func(data []byte) error {
+		id, _, err := a.w.SaveBlob(ctx, repo.DataBlob, data)
+		if err != nil {
+			return err
+		}
+		content = append(content, id)
+		read += uint64(len(data))
+		return nil
+	}
+	var err error
+	if size >= chunk.MinSize {
+		sp, buf, err = a.split(ctx, f, sp, buf, save)
+		return content, read, buf, sp, err
+	}
+	// Small files are one chunk anyway: skip the splitter.
+	if cap(buf) < int(size)+1 {
+		buf = make([]byte, 0, size+1)
+	}
+	m, err := io.ReadFull(f, buf[:size+1])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, 0, buf, sp, readError{err}
+	}
+	err = nil
+	switch {
+	case m > int(size): // grew while we read: take the rest through the splitter
+		// Copy what was read: split may reuse buf for its chunks.
+		head := bytes.Clone(buf[:m])
+		sp, buf, err = a.split(ctx, io.MultiReader(bytes.NewReader(head), f), sp, buf, save)
+	case m > 0:
+		err = save(buf[:m])
+	}
+	return content, read, buf, sp, err
 }
 
 // readError wraps a failure to read the source file (not the repository).

@@ -43,6 +43,58 @@ type Options struct {
 	Progress func(Progress)
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
+
+	// Changes, when set, limits the walk to what changed since Parent: a
+	// directory it does not report as touched is taken from the parent
+	// snapshot as it is, without being read. The agent sets it from what
+	// the file watcher saw; nil walks the whole tree.
+	Changes Changes
+	// OnChange, when set, is called (from several goroutines) for every
+	// entry found new, modified or removed compared with the parent.
+	OnChange func(Change)
+	// KeepChanging keeps the parent's version of a file that kept changing
+	// while it was read (three attempts), or leaves a new one out, and lists
+	// it in Result.Deferred for a later run. Without it the last read is
+	// stored with a warning, as a one-off backup must store something.
+	KeepChanging bool
+	// SkipUnchanged saves no snapshot when the tree is the parent's (and
+	// nothing was unreadable); Result.Unchanged then says so.
+	SkipUnchanged bool
+}
+
+// Changes tells which directories may differ from the parent snapshot.
+type Changes interface {
+	// Touched reports whether anything at or below the directory dir (an
+	// absolute path) may have changed.
+	Touched(dir string) bool
+}
+
+// ChangeKind says how an entry differs from the parent snapshot.
+type ChangeKind int
+
+const (
+	Added ChangeKind = iota + 1
+	Modified
+	Removed
+)
+
+func (k ChangeKind) String() string {
+	switch k {
+	case Added:
+		return "added"
+	case Modified:
+		return "modified"
+	case Removed:
+		return "removed"
+	}
+	return "unknown"
+}
+
+// Change is one entry that differs from the parent snapshot.
+type Change struct {
+	Path string
+	Kind ChangeKind
+	Type string // repo.NodeFile, repo.NodeDir, ...
 }
 
 // Progress counts work done so far.
@@ -69,6 +121,14 @@ type Result struct {
 	Errors    []FileError
 	Summary   repo.Summary
 	BytesRead uint64
+	// Deferred lists files that kept changing while they were read (see
+	// Options.KeepChanging); the snapshot holds their previous version.
+	Deferred []string
+	// Unchanged is set, and Snapshot nil, when SkipUnchanged applied.
+	Unchanged bool
+	// Vanished counts files deleted between being listed and being read;
+	// they are left out, which is what the tree looks like now.
+	Vanished int
 }
 
 // Incomplete reports whether some paths could not be read.
@@ -185,6 +245,13 @@ func Files(ctx context.Context, r *repo.Repository, opts Options) (*Result, erro
 	if err != nil {
 		_ = w.Close(ctx) // index what was uploaded, so a re-run need not upload it again
 		return nil, err
+	}
+	if opts.SkipUnchanged && res.Parent != nil && res.Parent.Tree != nil && *res.Parent.Tree == rootID && len(res.Errors) == 0 {
+		if err := w.Close(ctx); err != nil {
+			return nil, fmt.Errorf("store data: %w", err)
+		}
+		res.Unchanged = true
+		return res, nil
 	}
 	sn := newSnapshot(&opts, paths, start)
 	sn.Tree = &rootID

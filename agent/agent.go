@@ -1,0 +1,510 @@
+// Package agent is the daemon that protects sources continuously: it
+// watches their trees, saves an incremental snapshot a few seconds after
+// each burst of changes, rescans everything on a schedule to prove the
+// watcher missed nothing, and reports what it does in a status file.
+//
+// It receives an opened repository; it knows nothing of S3 or config files.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/escrow-backup/escrow/agent/watch"
+	"github.com/escrow-backup/escrow/backup"
+	"github.com/escrow-backup/escrow/repo"
+)
+
+// Priority names for Options.CPUPriority and Options.IOPriority.
+const (
+	PriorityNormal = "normal"
+	PriorityLow    = "low"
+	PriorityIdle   = "idle"
+)
+
+// Source is one tree to protect.
+type Source struct {
+	Path          string
+	Excludes      []string
+	Watch         bool
+	OneFileSystem bool
+	Tags          []string
+}
+
+// Options configure an agent. Zero durations take the defaults.
+type Options struct {
+	Sources     []Source
+	Host        string
+	QuietPeriod time.Duration // default 10s
+	MaxDelay    time.Duration // default 60s
+	RescanEvery time.Duration // default 6h
+	// StopGrace is how long a snapshot in progress may run on after the
+	// agent is told to stop, before it is cancelled (default 20s).
+	StopGrace   time.Duration
+	Parallelism int // files read at once; default 2
+	CPUPriority string
+	IOPriority  string
+	StateDir    string
+	// Repository is the repository's address as shown in status (without
+	// credentials).
+	Repository     string
+	ProgramVersion string
+	Logger         *slog.Logger
+	Now            func() time.Time
+}
+
+func (o *Options) fill() {
+	if o.QuietPeriod <= 0 {
+		o.QuietPeriod = 10 * time.Second
+	}
+	if o.MaxDelay <= 0 {
+		o.MaxDelay = 60 * time.Second
+	}
+	if o.MaxDelay < o.QuietPeriod {
+		o.MaxDelay = o.QuietPeriod
+	}
+	if o.RescanEvery <= 0 {
+		o.RescanEvery = 6 * time.Hour
+	}
+	if o.StopGrace <= 0 {
+		o.StopGrace = 20 * time.Second
+	}
+	if o.Parallelism <= 0 {
+		o.Parallelism = 2
+	}
+	if o.Host == "" {
+		o.Host, _ = os.Hostname()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Agent protects its sources until its context ends.
+type Agent struct {
+	r    *repo.Repository
+	opts Options
+	log  *slog.Logger
+
+	watcher *watch.Watcher
+	sources []*source
+	rescan  chan struct{}
+
+	mu          sync.Mutex // guards status
+	status      Status
+	lastWritten time.Time
+}
+
+// source is the agent's state for one Source.
+type source struct {
+	Source
+	excluder *backup.Excluder
+	root     *watch.Root // nil when not watched
+	parent   *repo.Snapshot
+	st       *SourceStatus // in Agent.status, guarded by Agent.mu
+
+	nextRescan time.Time
+	retryAt    time.Time // after a failure, no attempt before this
+	failures   int
+}
+
+// New checks the options and prepares an agent; Run starts it.
+func New(r *repo.Repository, opts Options) (*Agent, error) {
+	opts.fill()
+	if len(opts.Sources) == 0 {
+		return nil, errors.New("agent: no sources to protect")
+	}
+	if opts.StateDir == "" {
+		return nil, errors.New("agent: no state directory")
+	}
+	a := &Agent{r: r, opts: opts, log: opts.Logger, rescan: make(chan struct{}, 1)}
+	a.status = Status{PID: os.Getpid(), Version: opts.ProgramVersion, Repository: opts.Repository, Host: opts.Host}
+	a.status.Sources = make([]SourceStatus, len(opts.Sources))
+	for i, s := range opts.Sources {
+		abs, err := filepath.Abs(s.Path)
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", s.Path, err)
+		}
+		s.Path = abs
+		ex, err := backup.NewExcluder(s.Excludes)
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", s.Path, err)
+		}
+		a.status.Sources[i] = SourceStatus{Path: s.Path}
+		a.sources = append(a.sources, &source{Source: s, excluder: ex, st: &a.status.Sources[i]})
+	}
+	return a, nil
+}
+
+// Rescan asks for a full rescan of every source as soon as possible.
+func (a *Agent) Rescan() {
+	select {
+	case a.rescan <- struct{}{}:
+	default:
+	}
+}
+
+// Run protects the sources until ctx ends, then finishes or cancels the
+// snapshot in progress (within StopGrace) and returns. The repository is
+// valid whenever Run returns: a cancelled snapshot leaves indexed data and
+// no snapshot.
+func (a *Agent) Run(ctx context.Context) error {
+	lock, err := lockState(a.opts.StateDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := lowerPriority(a.opts.CPUPriority, a.opts.IOPriority); err != nil {
+		a.log.Warn("cannot lower the process priority; running at normal priority", "err", err)
+	}
+
+	// Work goes on for StopGrace after ctx ends, so that a snapshot that
+	// is nearly done is saved rather than thrown away.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stopGrace := context.AfterFunc(ctx, func() {
+		a.log.Info("stopping: finishing the snapshot in progress", "grace", a.opts.StopGrace)
+		time.AfterFunc(a.opts.StopGrace, cancelWork)
+	})
+	defer stopGrace()
+
+	a.watcher, err = watch.New(a.log, a.opts.Now)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); a.watcher.Run() }()
+	defer func() { a.watcher.Close(); wg.Wait() }()
+
+	a.setStatus(func() { a.status.Started = a.opts.Now() })
+	snaps, err := a.r.Snapshots(work)
+	if err != nil {
+		return fmt.Errorf("list snapshots: %w", err)
+	}
+	for _, s := range a.sources {
+		s.parent = backup.FindParent(snaps, a.opts.Host, []string{s.Path})
+		// Watches first, then the first rescan: a change made while the
+		// rescan runs is then either in it or reported by the watcher.
+		if s.Watch {
+			s.root, err = a.watcher.Add(s.Path, func(p string) bool { return s.excluder.Excluded(p) }, s.OneFileSystem)
+			if err != nil {
+				a.fail(s, err)
+				continue
+			}
+		}
+		a.setStatus(func() { a.refreshWatch(s) })
+	}
+	for _, s := range a.sources {
+		if ctx.Err() != nil {
+			break
+		}
+		a.fullRescan(work, s, "start")
+	}
+
+	for ctx.Err() == nil {
+		if a.opts.Now().Sub(a.lastWritten) >= time.Second {
+			a.writeStatus()
+		}
+		wait := a.nextWake()
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-a.watcher.Changed():
+		case <-a.rescan:
+			for _, s := range a.sources {
+				s.nextRescan = time.Time{}
+			}
+		case <-timer.C:
+		}
+		timer.Stop()
+		if ctx.Err() != nil {
+			break
+		}
+		a.runDue(work)
+	}
+	a.setStatus(func() { a.status.Stopped = true })
+	a.writeStatus()
+	a.log.Info("agent stopped")
+	return nil
+}
+
+// runDue runs the rescans and snapshots whose time has come, one at a time.
+func (a *Agent) runDue(ctx context.Context) {
+	for _, s := range a.sources {
+		now := a.opts.Now()
+		if now.Before(s.retryAt) {
+			continue
+		}
+		if !now.Before(s.nextRescan) {
+			a.fullRescan(ctx, s, "scheduled")
+			continue
+		}
+		if a.incrementalDue(s, now) {
+			a.incremental(ctx, s)
+		}
+	}
+}
+
+// incrementalDue applies the debounce: a quiet period after the latest
+// change, or the max delay after the first.
+func (a *Agent) incrementalDue(s *source, now time.Time) bool {
+	if s.root == nil || a.watcher.Limited(s.root) != nil {
+		return false
+	}
+	first, last, _, empty := a.watcher.Pending(s.root)
+	if empty {
+		return false
+	}
+	return now.Sub(last) >= a.opts.QuietPeriod || now.Sub(first) >= a.opts.MaxDelay
+}
+
+// nextWake is how long to sleep before something may be due.
+func (a *Agent) nextWake() time.Duration {
+	now := a.opts.Now()
+	next := now.Add(time.Hour)
+	for _, s := range a.sources {
+		at := s.nextRescan
+		if s.root != nil && a.watcher.Limited(s.root) == nil {
+			if first, last, _, empty := a.watcher.Pending(s.root); !empty {
+				due := last.Add(a.opts.QuietPeriod)
+				if d := first.Add(a.opts.MaxDelay); d.Before(due) {
+					due = d
+				}
+				if due.Before(at) {
+					at = due
+				}
+			}
+		}
+		if at.Before(s.retryAt) {
+			at = s.retryAt
+		}
+		if at.Before(next) {
+			next = at
+		}
+	}
+	if d := next.Sub(now); d > 0 {
+		return d
+	}
+	return 0
+}
+
+// incremental saves a snapshot that reads only the directories the watcher
+// reported and takes everything else from the previous snapshot.
+func (a *Agent) incremental(ctx context.Context, s *source) {
+	set := a.watcher.Take(s.root)
+	if s.parent == nil {
+		set.Everything(a.opts.Now())
+	}
+	res, err := a.backup(ctx, s, set, nil)
+	if err != nil {
+		a.watcher.Return(s.root, set)
+		a.fail(s, err)
+		return
+	}
+	a.done(s, res, "incremental")
+}
+
+// fullRescan reads the whole tree and, for a scheduled rescan, counts the
+// differences the watcher had not reported.
+func (a *Agent) fullRescan(ctx context.Context, s *source, reason string) {
+	var taken *watch.Set
+	if s.root != nil {
+		taken = a.watcher.Take(s.root)
+	}
+	var mu sync.Mutex
+	var changes []backup.Change
+	res, err := a.backup(ctx, s, nil, func(c backup.Change) {
+		mu.Lock()
+		changes = append(changes, c)
+		mu.Unlock()
+	})
+	if err != nil {
+		if taken != nil {
+			a.watcher.Return(s.root, taken)
+		}
+		a.fail(s, err)
+		return
+	}
+	now := a.opts.Now()
+	s.nextRescan = now.Add(a.opts.RescanEvery)
+	missed := 0
+	if s.root != nil {
+		a.watcher.Rewatch(s.root)
+		if reason != "start" && a.watcher.Limited(s.root) == nil {
+			missed = a.countMissed(s, taken, changes)
+		}
+	}
+	a.log.Info("full rescan done", "source", s.Path, "reason", reason, "changes", len(changes), "missed_by_watcher", missed)
+	a.setStatus(func() {
+		s.st.LastRescan = &RescanStatus{Time: now, Reason: reason, Changes: len(changes), Missed: missed}
+		s.st.MissedTotal += missed
+		s.st.NextRescan = s.nextRescan
+	})
+	a.done(s, res, "rescan")
+}
+
+// countMissed counts the changes a rescan found that the watcher did not
+// report, either before the rescan (taken) or while it ran (the events
+// still arriving are given a moment to be handled).
+func (a *Agent) countMissed(s *source, taken *watch.Set, changes []backup.Change) int {
+	var unseen []backup.Change
+	for _, c := range changes {
+		if !taken.Covers(c.Path) {
+			unseen = append(unseen, c)
+		}
+	}
+	if len(unseen) == 0 {
+		return 0
+	}
+	time.Sleep(time.Second) // events of changes made during the rescan
+	missed := 0
+	for _, c := range unseen {
+		if !a.watcher.Peek(s.root, c.Path) {
+			missed++
+			a.log.Warn("the file watcher missed a change; the rescan stored it", "path", c.Path, "change", c.Kind.String(), "type", c.Type)
+		}
+	}
+	return missed
+}
+
+// backup runs one backup of s under a shared repository lock. changes nil
+// reads the whole tree.
+func (a *Agent) backup(ctx context.Context, s *source, changes *watch.Set, onChange func(backup.Change)) (*backup.Result, error) {
+	lock, err := a.r.Lock(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = lock.Unlock(context.WithoutCancel(ctx)) }()
+	opts := backup.Options{
+		Paths: []string{s.Path}, Excludes: s.Excludes, OneFileSystem: s.OneFileSystem, Tags: s.Tags,
+		Host: a.opts.Host, Parent: s.parent, Workers: a.opts.Parallelism,
+		ProgramVersion: a.opts.ProgramVersion, Logger: a.log, Now: a.opts.Now,
+		OnChange: onChange, KeepChanging: true, SkipUnchanged: true,
+	}
+	if changes != nil {
+		opts.Changes = changes
+	}
+	return backup.Files(ctx, a.r, opts)
+}
+
+// done records a finished backup.
+func (a *Agent) done(s *source, res *backup.Result, kind string) {
+	now := a.opts.Now()
+	s.failures, s.retryAt = 0, time.Time{}
+	for _, p := range res.Deferred {
+		if s.root != nil {
+			a.watcher.MarkFile(s.root, p)
+		}
+	}
+	if !res.Unchanged {
+		s.parent = res.Snapshot
+		a.log.Info("snapshot saved", "source", s.Path, "kind", kind, "snapshot", res.Snapshot.ID.Str(),
+			"files_new", res.Summary.FilesNew, "files_changed", res.Summary.FilesChanged,
+			"bytes_added", res.Summary.DataAdded, "seconds", res.Summary.BackupEnd.Sub(res.Summary.BackupStart).Seconds())
+	}
+	for _, e := range res.Errors {
+		a.log.Warn("could not read", "path", e.Path, "err", e.Err)
+	}
+	a.setStatus(func() {
+		s.st.Verified = now
+		s.st.LastError, s.st.Failures = "", 0
+		s.st.Deferred = res.Deferred
+		if !res.Unchanged {
+			sm := res.Summary
+			ss := &SnapshotStatus{
+				ID: res.Snapshot.ID.String(), Time: res.Snapshot.Time, Kind: kind,
+				FilesNew: sm.FilesNew, FilesChanged: sm.FilesChanged, BytesAdded: sm.DataAdded,
+				Seconds: sm.BackupEnd.Sub(sm.BackupStart).Seconds(),
+			}
+			for i, e := range res.Errors {
+				if i == 20 {
+					break
+				}
+				ss.Unreadable = append(ss.Unreadable, e.Error())
+			}
+			s.st.LastSnapshot = ss
+		}
+		a.refreshWatch(s)
+	})
+	a.writeStatus()
+}
+
+// fail records a failed backup and schedules a retry with backoff; the
+// changes it would have saved stay pending.
+func (a *Agent) fail(s *source, err error) {
+	s.failures++
+	backoff := 10 * time.Second << min(s.failures-1, 6) // 10s … ~10m
+	s.retryAt = a.opts.Now().Add(backoff)
+	a.log.Error("backup failed; changes stay pending and will be retried", "source", s.Path, "retry_in", backoff, "err", err)
+	a.setStatus(func() {
+		s.st.LastError = err.Error()
+		s.st.LastErrorTime = a.opts.Now()
+		s.st.Failures = s.failures
+		a.refreshWatch(s)
+	})
+	a.writeStatus()
+}
+
+// refreshWatch copies the watcher's view of s into its status; a.mu held.
+func (a *Agent) refreshWatch(s *source) {
+	if s.root == nil {
+		s.st.Watching = false
+		if !s.Watch {
+			s.st.WatchProblem = "watching is off for this source: changes are saved by the scheduled rescans"
+		}
+		return
+	}
+	s.st.Watches = a.watcher.Watches(s.root)
+	if err := a.watcher.Limited(s.root); err != nil {
+		s.st.Watching, s.st.WatchProblem = false, err.Error()
+	} else {
+		s.st.Watching, s.st.WatchProblem = true, ""
+	}
+	first, _, dirs, empty := a.watcher.Pending(s.root)
+	if empty {
+		s.st.PendingSince, s.st.PendingDirs = time.Time{}, 0
+	} else {
+		s.st.PendingSince, s.st.PendingDirs = first, dirs
+	}
+}
+
+func (a *Agent) setStatus(f func()) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f()
+}
+
+// writeStatus refreshes the pending counts and writes the status file.
+func (a *Agent) writeStatus() {
+	a.mu.Lock()
+	for _, s := range a.sources {
+		a.refreshWatch(s)
+	}
+	a.status.Updated = a.opts.Now()
+	a.lastWritten = a.status.Updated
+	st := a.status
+	st.Sources = append([]SourceStatus(nil), a.status.Sources...)
+	a.mu.Unlock()
+	if err := WriteStatus(a.opts.StateDir, &st); err != nil {
+		a.log.Warn("cannot write the status file", "err", err)
+	}
+}
+
+// Status returns a copy of the agent's current status.
+func (a *Agent) Status() Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := a.status
+	st.Sources = append([]SourceStatus(nil), a.status.Sources...)
+	return st
+}
