@@ -46,6 +46,7 @@ type Option func(*options)
 type options struct {
 	transport http.RoundTripper
 	rootCAs   *x509.CertPool
+	limiter   *remote.Limiter
 }
 
 // WithTransport replaces the HTTP transport, e.g. to inject faults in tests.
@@ -57,6 +58,11 @@ func WithTransport(rt http.RoundTripper) Option {
 // with a private CA. Certificates are always verified.
 func WithRootCAs(pool *x509.CertPool) Option {
 	return func(o *options) { o.rootCAs = pool }
+}
+
+// WithUploadLimit paces uploads through l (nil: no limit).
+func WithUploadLimit(l *remote.Limiter) Option {
+	return func(o *options) { o.limiter = l }
 }
 
 // Open connects to the bucket named by cfg and checks that it exists. It
@@ -136,6 +142,7 @@ func connect(cfg Config, opts []Option) (*Backend, error) {
 		b.transport = newTransport(cfg.UseHTTPS, o.rootCAs)
 		rt = b.transport
 	}
+	rt = o.limiter.RoundTripper(rt)
 	client, err := minio.New(cfg.Endpoint, &minio.Options{
 		Creds:      credentials.NewStaticV4(cfg.KeyID, cfg.Secret, cfg.SessionToken),
 		Secure:     cfg.UseHTTPS,
