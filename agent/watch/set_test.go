@@ -17,8 +17,8 @@ func TestSetTouchedAndCovers(t *testing.T) {
 
 	touched := map[string]bool{
 		"/site": true, "/site/a": true, "/site/a/b": true, // the dir and its ancestors
-		"/site/a/b/c": false,                                // below a changed dir: its own entries did not change
-		"/site/new": true, "/site/new/deep/er": true,       // an unknown tree, all of it
+		"/site/a/b/c": false,                           // below a changed dir: its own entries did not change
+		"/site/new":   true, "/site/new/deep/er": true, // an unknown tree, all of it
 		"/site/other": false, "/site/newer": false, "/elsewhere": false, "/elsewhere/x": false,
 	}
 	for dir, want := range touched {
