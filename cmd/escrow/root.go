@@ -27,6 +27,7 @@ owner holds, in a repository restic can also read.`,
 		newDumpCommand(g),
 		newCheckCommand(g),
 		newDemoCommand(g),
+		newConfigCommand(g),
 		newVersionCommand(g),
 	)
 	return root
