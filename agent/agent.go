@@ -55,8 +55,11 @@ type Options struct {
 	// credentials).
 	Repository     string
 	ProgramVersion string
-	Logger         *slog.Logger
-	Now            func() time.Time
+	// LoadIndex loads the repository index, after the snapshots are listed
+	// (restic's read order); r.LoadIndex by default.
+	LoadIndex func(context.Context) error
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 func (o *Options) fill() {
@@ -113,6 +116,7 @@ type source struct {
 	st       *SourceStatus // in Agent.status, guarded by Agent.mu
 
 	nextRescan time.Time
+	rescanWhy  string    // reason for an early rescan ("requested"), or ""
 	retryAt    time.Time // after a failure, no attempt before this
 	failures   int
 }
@@ -191,6 +195,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list snapshots: %w", err)
 	}
+	loadIndex := a.opts.LoadIndex
+	if loadIndex == nil {
+		loadIndex = a.r.LoadIndex
+	}
+	if err := loadIndex(work); err != nil {
+		return fmt.Errorf("load index: %w", err)
+	}
 	for _, s := range a.sources {
 		s.parent = backup.FindParent(snaps, a.opts.Host, []string{s.Path})
 		// Watches first, then the first rescan: a change made while the
@@ -222,7 +233,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-a.watcher.Changed():
 		case <-a.rescan:
 			for _, s := range a.sources {
-				s.nextRescan = time.Time{}
+				s.nextRescan, s.rescanWhy = time.Time{}, "requested"
 			}
 		case <-timer.C:
 		}
@@ -246,7 +257,11 @@ func (a *Agent) runDue(ctx context.Context) {
 			continue
 		}
 		if !now.Before(s.nextRescan) {
-			a.fullRescan(ctx, s, "scheduled")
+			why := "scheduled"
+			if s.rescanWhy != "" {
+				why, s.rescanWhy = s.rescanWhy, ""
+			}
+			a.fullRescan(ctx, s, why)
 			continue
 		}
 		if a.incrementalDue(s, now) {

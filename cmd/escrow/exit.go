@@ -14,6 +14,7 @@ const (
 	exitFailure      = 1  // anything else
 	exitUsage        = 2  // bad flags, arguments or repository address
 	exitIncomplete   = 3  // backup saved, but some files could not be read
+	exitUnhealthy    = 4  // status: the agent is not running, or a source has a problem
 	exitNoRepository = 10 // nothing at the repository address
 	exitLocked       = 11 // another process holds the repository
 	exitWrongPass    = 12 // no key matches the password

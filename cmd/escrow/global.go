@@ -77,32 +77,56 @@ func (o *globalOptions) repoAddress() (string, error) {
 	return addr, nil
 }
 
-// openBackend connects to the store; create makes the layout for a new
-// repository. The backend is wrapped with retries.
+// openBackend connects to the store named by --repo or $ESCROW_REPOSITORY,
+// with S3 credentials from the environment; create makes the layout for a
+// new repository. The backend is wrapped with retries.
 func (o *globalOptions) openBackend(ctx context.Context, create bool) (remote.Backend, error) {
 	addr, err := o.repoAddress()
 	if err != nil {
 		return nil, err
 	}
+	st := store{addr: addr, s3: func() (s3.Config, error) {
+		cfg, err := s3.ParseURL(addr)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.ApplyEnv(o.env.getenv)
+		return cfg, nil
+	}}
+	return openStore(ctx, st, create, o.retryOptions())
+}
+
+// store says where a repository is and how to reach it.
+type store struct {
+	addr string
+	// s3 returns the settings for an s3: address, credentials included.
+	s3      func() (s3.Config, error)
+	s3opts  []s3.Option
+	limiter *remote.Limiter // uploads; nil: unlimited
+}
+
+func openStore(ctx context.Context, st store, create bool, ro remote.RetryOptions) (remote.Backend, error) {
+	addr := st.addr
 	var be remote.Backend
+	var err error
 	switch {
 	case strings.HasPrefix(addr, "s3:"):
-		cfg, err := s3.ParseURL(addr)
+		cfg, err := st.s3()
 		if err != nil {
 			return nil, usageError(err)
 		}
-		cfg.ApplyEnv(o.env.getenv)
 		if cfg.KeyID == "" || cfg.Secret == "" {
 			return nil, usageError(fmt.Errorf("no S3 credentials for %s: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", cfg.Location()))
 		}
+		opts := append(st.s3opts, s3.WithUploadLimit(st.limiter))
 		// A store that is briefly unreachable at start is waited for, as
 		// it would be in the middle of a backup.
-		err = remote.Retry(ctx, o.retryOptions(), cfg.Location(), "connect", func() error {
+		err = remote.Retry(ctx, ro, cfg.Location(), "connect", func() error {
 			var err error
 			if create {
-				be, err = s3.Create(ctx, cfg)
+				be, err = s3.Create(ctx, cfg, opts...)
 			} else {
-				be, err = s3.Open(ctx, cfg)
+				be, err = s3.Open(ctx, cfg, opts...)
 			}
 			return err
 		})
@@ -128,8 +152,9 @@ func (o *globalOptions) openBackend(ctx context.Context, create bool) (remote.Ba
 		if err != nil {
 			return nil, err
 		}
+		be = remote.Limit(be, st.limiter)
 	}
-	return remote.WithRetry(be, o.retryOptions()), nil
+	return remote.WithRetry(be, ro), nil
 }
 
 func (o *globalOptions) retryOptions() remote.RetryOptions {
@@ -163,6 +188,10 @@ func (o *globalOptions) openRepo(ctx context.Context) (*repo.Repository, error) 
 // a backup then only deduplicates less, and a restore names the files it
 // cannot restore. Storage errors still stop the command.
 func (o *globalOptions) loadIndex(ctx context.Context, r *repo.Repository) error {
+	return loadIndexLogged(ctx, r, o.logger())
+}
+
+func loadIndexLogged(ctx context.Context, r *repo.Repository, log *slog.Logger) error {
 	err := r.LoadIndex(ctx)
 	if err == nil {
 		return nil
@@ -177,7 +206,7 @@ func (o *globalOptions) loadIndex(ctx context.Context, r *repo.Repository) error
 		}
 	}
 	for _, e := range errs {
-		o.logger().Warn("skipping a damaged index file; run `escrow check`", "err", e)
+		log.Warn("skipping a damaged index file; run `escrow check`", "err", e)
 	}
 	return nil
 }

@@ -28,6 +28,8 @@ owner holds, in a repository restic can also read.`,
 		newCheckCommand(g),
 		newDemoCommand(g),
 		newConfigCommand(g),
+		newAgentCommand(g),
+		newStatusCommand(g),
 		newVersionCommand(g),
 	)
 	return root

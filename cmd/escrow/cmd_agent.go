@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/escrow-backup/escrow/agent"
+	"github.com/escrow-backup/escrow/agent/config"
+	"github.com/escrow-backup/escrow/backup"
+	"github.com/escrow-backup/escrow/remote"
+	"github.com/escrow-backup/escrow/remote/s3"
+	"github.com/escrow-backup/escrow/repo"
+)
+
+func newAgentCommand(g *globalOptions) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Protect the configured sources continuously (the system service runs this)",
+		Long: `Run the agent in the foreground: watch the configured sources, save an
+incremental snapshot a few seconds after each burst of changes, and rescan
+everything at start and on a schedule to prove that no change was missed.
+
+Signals: SIGHUP reloads the configuration (a file with problems is refused
+and the running configuration kept); SIGUSR1 starts a full rescan now;
+SIGINT and SIGTERM stop within 30 seconds, leaving the repository valid.`,
+		Example: "  escrow agent --config /etc/escrow/escrow.yaml",
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runAgent(cmd.Context(), g, file)
+		},
+	}
+	cmd.Flags().StringVar(&file, "config", defaultConfigFile, "the configuration file")
+	return cmd
+}
+
+func runAgent(ctx context.Context, g *globalOptions, file string) error {
+	cfg, err := config.Load(file)
+	if err != nil {
+		return configProblems(g, file, err)
+	}
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(sig)
+
+	for {
+		log := agentLogger(g.env.stderr, cfg)
+		runCtx, stop := context.WithCancel(ctx)
+		rescan := make(chan struct{}, 1)
+		reloaded := make(chan *config.Config, 1)
+		go func() {
+			for {
+				select {
+				case <-runCtx.Done():
+					return
+				case s := <-sig:
+					if s == syscall.SIGUSR1 {
+						log.Info("SIGUSR1: full rescan requested")
+						select {
+						case rescan <- struct{}{}:
+						default:
+						}
+						continue
+					}
+					next, err := config.Load(file)
+					if err != nil {
+						log.Error("SIGHUP: the configuration has problems; keeping the running one", "file", file, "err", err)
+						continue
+					}
+					log.Info("SIGHUP: reloading the configuration", "file", file)
+					reloaded <- next
+					stop()
+					return
+				}
+			}
+		}()
+		err := runAgentOnce(runCtx, g, cfg, log, rescan)
+		stop()
+		if ctx.Err() != nil {
+			return nil
+		}
+		select {
+		case next := <-reloaded:
+			cfg = next
+			continue
+		default:
+		}
+		if err != nil {
+			return err
+		}
+		return nil
+	}
+}
+
+// runAgentOnce opens the repository named by cfg and runs the agent until
+// ctx ends.
+func runAgentOnce(ctx context.Context, g *globalOptions, cfg *config.Config, log *slog.Logger, rescan <-chan struct{}) error {
+	if len(cfg.Databases) > 0 {
+		return usageError(fmt.Errorf("%s: databases: database dumps are not scheduled by this version of the agent; remove the databases section (dump with `escrow backup --stdin-from-command`) or upgrade", cfg.File))
+	}
+	r, err := openAgentRepo(ctx, g, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeRepo(r)
+
+	var sources []agent.Source
+	for _, s := range cfg.Sources {
+		excludes := append([]string(nil), s.Exclude...)
+		for _, f := range s.ExcludeFile {
+			pats, err := backup.ReadExcludeFile(f)
+			if err != nil {
+				return usageError(err)
+			}
+			excludes = append(excludes, pats...)
+		}
+		sources = append(sources, agent.Source{
+			Path: s.Path, Excludes: excludes, Watch: s.Watch, OneFileSystem: s.OneFileSystem, Tags: s.Tags,
+		})
+	}
+	a, err := agent.New(r, agent.Options{
+		Sources: sources, Host: cfg.Host,
+		QuietPeriod: cfg.Schedule.QuietPeriod, MaxDelay: cfg.Schedule.MaxDelay, RescanEvery: cfg.Schedule.RescanEvery,
+		Parallelism: cfg.Limits.Parallelism, CPUPriority: cfg.Limits.CPUPriority, IOPriority: cfg.Limits.IOPriority,
+		StateDir: cfg.StateDir, Repository: r.Backend().Location(),
+		ProgramVersion: "escrow " + version, Logger: log,
+		LoadIndex: func(ctx context.Context) error { return loadIndexLogged(ctx, r, log) },
+	})
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-rescan:
+				a.Rescan()
+			}
+		}
+	}()
+	log.Info("agent started", "config", cfg.File, "repository", r.Backend().Location(), "sources", len(sources))
+	return a.Run(ctx)
+}
+
+// openAgentRepo opens the repository with the configuration's credentials,
+// upload limit and CA bundle, and caches index and snapshot files in the
+// state directory.
+func openAgentRepo(ctx context.Context, g *globalOptions, cfg *config.Config, log *slog.Logger) (*repo.Repository, error) {
+	st := store{
+		addr:    cfg.Repository,
+		s3:      func() (s3.Config, error) { return cfg.S3Config(g.env.getenv) },
+		limiter: remote.NewLimiter(cfg.Limits.UploadBandwidth),
+	}
+	pool, err := cfg.RootCAs()
+	if err != nil {
+		return nil, usageError(err)
+	}
+	if pool != nil {
+		st.s3opts = append(st.s3opts, s3.WithRootCAs(pool))
+	}
+	ro := remote.RetryOptions{MaxElapsed: g.RetryFor, Logger: log}
+	be, err := openStore(ctx, st, false, ro)
+	if err != nil {
+		return nil, err
+	}
+	cache, err := remote.NewCache(be, filepath.Join(cfg.StateDir, "cache"))
+	if err != nil {
+		be.Close()
+		return nil, fmt.Errorf("state directory %s: %w", cfg.StateDir, err)
+	}
+	if err := cache.Prune(ctx); err != nil {
+		log.Warn("cannot tidy the local cache", "err", err)
+	}
+	password, err := cfg.Password()
+	if err != nil {
+		be.Close()
+		return nil, usageError(err)
+	}
+	r, err := repo.Open(ctx, cache, password, repo.Options{Logger: log, KDF: g.kdf, PackSize: g.PackSizeMiB << 20})
+	if err != nil {
+		be.Close()
+		if remote.IsNotFound(err) {
+			return nil, withCode(exitNoRepository, fmt.Errorf("%w (create it first: escrow init --repo %s)", err, cfg.Repository))
+		}
+		return nil, err
+	}
+	return r, nil
+}
+
+func agentLogger(w io.Writer, cfg *config.Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.Log.Level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
