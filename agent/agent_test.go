@@ -15,7 +15,10 @@ import (
 	"time"
 
 	"github.com/escrow-backup/escrow/agent"
+	"github.com/escrow-backup/escrow/internal/testenv"
+	"github.com/escrow-backup/escrow/remote"
 	"github.com/escrow-backup/escrow/remote/local"
+	"github.com/escrow-backup/escrow/remote/s3"
 	"github.com/escrow-backup/escrow/repo"
 )
 
@@ -32,14 +35,35 @@ type harness struct {
 	done   chan error
 }
 
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// newRepo makes a repository in a local directory.
 func newRepo(t *testing.T) *repo.Repository {
 	t.Helper()
-	ctx := context.Background()
-	be, err := local.Create(ctx, filepath.Join(t.TempDir(), "repo"))
+	be, err := local.Create(context.Background(), filepath.Join(t.TempDir(), "repo"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := repo.Init(ctx, be, password, repo.Options{KDF: fastKDF})
+	return initRepo(t, be)
+}
+
+// newS3Repo makes a repository in a new bucket of the test MinIO server.
+func newS3Repo(t *testing.T) *repo.Repository {
+	t.Helper()
+	srv := testenv.MinIO(t)
+	be, err := s3.Create(context.Background(), s3.Config{
+		Endpoint: srv.Endpoint, UseHTTPS: srv.Secure, Bucket: srv.NewBucket(t), Prefix: "site",
+		KeyID: srv.AccessKey, Secret: srv.SecretKey,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return initRepo(t, be)
+}
+
+func initRepo(t *testing.T, be remote.Backend) *repo.Repository {
+	t.Helper()
+	r, err := repo.Init(context.Background(), be, password, repo.Options{KDF: fastKDF})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +270,11 @@ func must(t *testing.T, err error) {
 }
 
 func TestAgentFollowsScriptedChanges(t *testing.T) {
-	r := newRepo(t)
+	t.Run("local", func(t *testing.T) { testScriptedChanges(t, newRepo(t)) })
+	t.Run("s3", func(t *testing.T) { testScriptedChanges(t, newS3Repo(t)) })
+}
+
+func testScriptedChanges(t *testing.T, r *repo.Repository) {
 	base := t.TempDir()
 	src := filepath.Join(base, "site")
 	outside := filepath.Join(base, "outside")

@@ -51,6 +51,9 @@ type Watcher struct {
 	log    *slog.Logger
 	now    func() time.Time
 	notify chan struct{}
+	// add places one watch: fsw.Add, replaced in tests to reach the
+	// system's limit without changing it.
+	add func(string) error
 
 	mu    sync.Mutex
 	roots []*Root
@@ -68,7 +71,7 @@ func New(log *slog.Logger, now func() time.Time) (*Watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start inotify: %w", err)
 	}
-	return &Watcher{fsw: fsw, log: log, now: now, notify: make(chan struct{}, 1)}, nil
+	return &Watcher{fsw: fsw, log: log, now: now, notify: make(chan struct{}, 1), add: fsw.Add}, nil
 }
 
 // Close stops watching.
@@ -289,7 +292,7 @@ func (w *Watcher) watchTree(r *Root, dir string) {
 				}
 			}
 		}
-		if err := w.fsw.Add(p); err != nil {
+		if err := w.add(p); err != nil {
 			if errors.Is(err, syscall.ENOSPC) {
 				return fmt.Errorf("%w: %w", ErrLimit, err)
 			}

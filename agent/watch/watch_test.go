@@ -1,10 +1,12 @@
 package watch
 
 import (
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -112,5 +114,40 @@ func TestWatcherFollowsNewAndMovedDirectories(t *testing.T) {
 	}
 	if n := w.Watches(r); n != 3 {
 		t.Errorf("watches after moving a tree out = %d, want 3", n)
+	}
+}
+
+func TestWatcherAtTheWatchLimit(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "site")
+	mkdirs(t, filepath.Join(root, "a/b/c"), filepath.Join(root, "d/e"))
+	w := newWatcher(t)
+	placed := 0
+	place := w.add
+	w.add = func(p string) error {
+		if placed == 3 {
+			return syscall.ENOSPC // what inotify_add_watch says at fs.inotify.max_user_watches
+		}
+		placed++
+		return place(p)
+	}
+	r, err := w.Add(root, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = w.Limited(r)
+	if !errors.Is(err, ErrLimit) {
+		t.Fatalf("Limited = %v, want ErrLimit", err)
+	}
+	for _, want := range []string{"fs.inotify.max_user_watches", "sysctl", root, "scheduled rescans"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("limit message %q does not name %q", err, want)
+		}
+	}
+	// Every set of a partly watched root covers everything.
+	if s := w.Take(r); !s.All {
+		t.Error("first set of a limited root is not a full one")
+	}
+	if s := w.Take(r); !s.All || !s.Covers(filepath.Join(root, "d/e/unwatched")) {
+		t.Error("later sets of a limited root are not full ones")
 	}
 }
