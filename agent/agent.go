@@ -40,6 +40,7 @@ type Source struct {
 // Options configure an agent. Zero durations take the defaults.
 type Options struct {
 	Sources     []Source
+	Jobs        []Job
 	Host        string
 	QuietPeriod time.Duration // default 10s
 	MaxDelay    time.Duration // default 60s
@@ -100,6 +101,7 @@ type Agent struct {
 
 	watcher *watch.Watcher
 	sources []*source
+	jobs    []*job
 	rescan  chan struct{}
 
 	mu          sync.Mutex // guards status
@@ -124,8 +126,8 @@ type source struct {
 // New checks the options and prepares an agent; Run starts it.
 func New(r *repo.Repository, opts Options) (*Agent, error) {
 	opts.fill()
-	if len(opts.Sources) == 0 {
-		return nil, errors.New("agent: no sources to protect")
+	if len(opts.Sources) == 0 && len(opts.Jobs) == 0 {
+		return nil, errors.New("agent: no sources or jobs to run")
 	}
 	if opts.StateDir == "" {
 		return nil, errors.New("agent: no state directory")
@@ -145,6 +147,14 @@ func New(r *repo.Repository, opts Options) (*Agent, error) {
 		}
 		a.status.Sources[i] = SourceStatus{Path: s.Path}
 		a.sources = append(a.sources, &source{Source: s, excluder: ex, st: &a.status.Sources[i]})
+	}
+	a.status.Jobs = make([]JobStatus, len(opts.Jobs))
+	for i, j := range opts.Jobs {
+		if j.Every <= 0 || j.Run == nil {
+			return nil, fmt.Errorf("agent: job %s needs a period and a function", j.Name)
+		}
+		a.status.Jobs[i] = JobStatus{Name: j.Name, Every: j.Every.String()}
+		a.jobs = append(a.jobs, &job{Job: j, st: &a.status.Jobs[i]})
 	}
 	return a, nil
 }
@@ -251,6 +261,11 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // runDue runs the rescans and snapshots whose time has come, one at a time.
 func (a *Agent) runDue(ctx context.Context) {
+	for _, j := range a.jobs {
+		if !a.opts.Now().Before(j.next) && ctx.Err() == nil {
+			a.runJob(ctx, j)
+		}
+	}
 	for _, s := range a.sources {
 		now := a.opts.Now()
 		if now.Before(s.retryAt) {
@@ -305,6 +320,11 @@ func (a *Agent) nextWake() time.Duration {
 		}
 		if at.Before(next) {
 			next = at
+		}
+	}
+	for _, j := range a.jobs {
+		if j.next.Before(next) {
+			next = j.next
 		}
 	}
 	if d := next.Sub(now); d > 0 {
@@ -509,6 +529,7 @@ func (a *Agent) writeStatus() {
 	a.lastWritten = a.status.Updated
 	st := a.status
 	st.Sources = append([]SourceStatus(nil), a.status.Sources...)
+	st.Jobs = append([]JobStatus(nil), a.status.Jobs...)
 	a.mu.Unlock()
 	if err := WriteStatus(a.opts.StateDir, &st); err != nil {
 		a.log.Warn("cannot write the status file", "err", err)
@@ -521,5 +542,6 @@ func (a *Agent) Status() Status {
 	defer a.mu.Unlock()
 	st := a.status
 	st.Sources = append([]SourceStatus(nil), a.status.Sources...)
+	st.Jobs = append([]JobStatus(nil), a.status.Jobs...)
 	return st
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -375,4 +377,47 @@ func TestAgentRescanCountsWhatWatchingMissed(t *testing.T) {
 		t.Errorf("unwatched source: watching=%v problem=%q", st.Watching, st.WatchProblem)
 	}
 	h.requireSnapshotMatchesDisk("the rescan")
+}
+
+func TestAgentRunsJobsOnSchedule(t *testing.T) {
+	r := newRepo(t)
+	var calls atomic.Int32
+	a, err := agent.New(r, agent.Options{
+		Jobs: []agent.Job{{Name: "dump", Every: 300 * time.Millisecond, Run: func(ctx context.Context) (agent.JobResult, error) {
+			if calls.Add(1) == 1 {
+				return agent.JobResult{}, errors.New("dump failed: server down")
+			}
+			return agent.JobResult{Snapshots: []string{"abc"}, Bytes: 42}, nil
+		}}},
+		StateDir: filepath.Join(t.TempDir(), "state"), Logger: testLogger(t),
+		CPUPriority: agent.PriorityNormal, IOPriority: agent.PriorityNormal,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	wait := func(what string, ok func(agent.JobStatus) bool) agent.JobStatus {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if st := a.Status().Jobs[0]; ok(st) {
+				return st
+			}
+		}
+		t.Fatalf("timed out waiting for %s: %+v", what, a.Status().Jobs[0])
+		return agent.JobStatus{}
+	}
+	st := wait("the failure", func(st agent.JobStatus) bool { return st.Failures == 1 })
+	if st.LastError != "dump failed: server down" || !st.LastSuccess.IsZero() {
+		t.Errorf("after a failure: %+v", st)
+	}
+	st = wait("the retry", func(st agent.JobStatus) bool { return !st.LastSuccess.IsZero() })
+	if st.Failures != 0 || st.LastError != "" || st.LastBytes != 42 || len(st.LastSnapshots) != 1 {
+		t.Errorf("after a success: %+v", st)
+	}
+	// And again on its period.
+	wait("the next turn", func(agent.JobStatus) bool { return calls.Load() >= 4 })
 }

@@ -25,6 +25,7 @@ type Status struct {
 	Host       string         `json:"host"`
 	Stopped    bool           `json:"stopped,omitempty"`
 	Sources    []SourceStatus `json:"sources"`
+	Jobs       []JobStatus    `json:"jobs,omitempty"`
 }
 
 // SourceStatus describes one protected tree.

@@ -114,6 +114,11 @@ func statusProblems(st *agent.Status, running bool) []string {
 			out = append(out, fmt.Sprintf("%s: %d paths could not be read", s.Path, len(s.LastSnapshot.Unreadable)))
 		}
 	}
+	for _, j := range st.Jobs {
+		if j.LastError != "" {
+			out = append(out, fmt.Sprintf("%s: last run failed: %s", j.Name, j.LastError))
+		}
+	}
 	return out
 }
 
@@ -170,6 +175,20 @@ func printStatus(g *globalOptions, st *agent.Status, running bool, now time.Time
 		}
 		if s.LastError != "" {
 			g.printf("  ERROR:     %s (%s; %d failures in a row, retrying)\n", s.LastError, ago(s.LastErrorTime), s.Failures)
+		}
+	}
+	for _, j := range st.Jobs {
+		g.printf("\n%s (every %s)\n", j.Name, j.Every)
+		g.printf("  last good: %s", ago(j.LastSuccess))
+		if len(j.LastSnapshots) > 0 {
+			g.printf(" (%d snapshots, %s read)", len(j.LastSnapshots), formatBytes(j.LastBytes))
+		}
+		g.printf("\n")
+		if !j.NextRun.IsZero() {
+			g.printf("  next run in %s\n", formatAge(j.NextRun.Sub(now)))
+		}
+		if j.LastError != "" {
+			g.printf("  ERROR:     %s (%s; %d failures in a row, retrying)\n", j.LastError, ago(j.LastErrorTime), j.Failures)
 		}
 	}
 }
