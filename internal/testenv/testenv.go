@@ -32,6 +32,7 @@ import (
 func Main(m *testing.M) {
 	code := m.Run()
 	shared.stop()
+	stopDatabases()
 	os.Exit(code)
 }
 
