@@ -102,6 +102,8 @@ func runMariaDB(install, daemon, client string) (*MariaDBServer, error) {
 		"--pid-file=" + filepath.Join(dir, "mysqld.pid"), "--tmpdir=" + dir,
 		"--innodb-buffer-pool-size=64M", "--innodb-log-file-size=32M",
 		"--innodb-flush-log-at-trx-commit=0", "--skip-log-bin", "--max-connections=50",
+		// As Debian's packaged configuration does.
+		"--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
 	}, asUser...)
 	s.proc, err = startServer(exec.Command(daemon, args...), filepath.Join(dir, "mariadbd.log"), "ready for connections", time.Minute)
 	if err != nil {
