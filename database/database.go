@@ -223,6 +223,16 @@ type job struct {
 	complete func(tail []byte) bool
 }
 
+// failedJob stands for a database that "all" listed but that cannot be
+// dumped, so that it is reported rather than silently left out.
+func failedJob(t Type, name string, err error) job {
+	return job{
+		name:  name,
+		file:  strings.TrimPrefix(DumpPath(t, name), "/"),
+		start: func(context.Context) (io.ReadCloser, error) { return nil, err },
+	}
+}
+
 func runJob(ctx context.Context, r *repo.Repository, spec Spec, j job, tags []string, opts *Options) Result {
 	started := opts.Now()
 	res := Result{Type: spec.Type, Database: j.name, Path: "/" + j.file}

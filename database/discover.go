@@ -39,7 +39,8 @@ func Discover(root string) ([]Found, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(root); err != nil {
+	// A deployment's "current" is often a link to the live release.
+	if root, err = filepath.EvalSymlinks(root); err != nil {
 		return nil, err
 	}
 	var found []Found
@@ -65,7 +66,11 @@ func Discover(root string) ([]Found, error) {
 			}
 			return nil
 		}
-		if !d.Type().IsRegular() {
+		if d.Name() != "wp-config.php" && d.Name() != ".env" {
+			return nil
+		}
+		// Deployments link .env to a shared copy: follow a link to a file.
+		if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
 			return nil
 		}
 		switch d.Name() {

@@ -146,15 +146,7 @@ func TestSpecFromEnv(t *testing.T) {
 // configuration.
 func TestDiscover(t *testing.T) {
 	root := t.TempDir()
-	write := func(rel, data string) {
-		p := filepath.Join(root, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o640); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := writer(t, root)
 	write("blog/wp-config.php", strings.Replace(wpConfig, "%s", "localhost:/run/mysqld/mysqld.sock", 1))
 	write("blog/wp-content/plugins/backup/wp-config.php", "<?php // a sample config in a plugin\n")
 	write("shop/.env", "DB_CONNECTION=pgsql\nDB_HOST=127.0.0.1\nDB_PORT=5432\nDB_DATABASE=shop\nDB_USERNAME=shop\nDB_PASSWORD=from-env\n")
@@ -189,7 +181,36 @@ func TestDiscover(t *testing.T) {
 			t.Errorf("a description shows a password: %s", g)
 		}
 	}
+	// A deployment: current links to the release, whose .env links to the
+	// shared one.
+	deploy := t.TempDir()
+	wd := writer(t, deploy)
+	wd("shared/.env", "DB_CONNECTION=mysql\nDB_DATABASE=deployed\n")
+	wd("releases/7/artisan", "")
+	if err := os.Symlink(filepath.Join(deploy, "shared/.env"), filepath.Join(deploy, "releases/7/.env")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(deploy, "releases/7"), filepath.Join(deploy, "current")); err != nil {
+		t.Fatal(err)
+	}
+	found, err = Discover(filepath.Join(deploy, "current"))
+	if err != nil || len(found) != 1 || found[0].Spec.Databases[0] != "deployed" {
+		t.Errorf("through links: %v %+v", err, found)
+	}
 	if _, err := Discover(filepath.Join(root, "missing")); err == nil {
 		t.Error("no error for a missing root")
+	}
+}
+
+// writer returns a helper writing files below root.
+func writer(t *testing.T, root string) func(rel, data string) {
+	return func(rel, data string) {
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o640); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

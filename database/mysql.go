@@ -145,12 +145,16 @@ func planMySQL(ctx context.Context, spec Spec, t *tools, sec *secrets) (*plan, e
 		}
 		dbs = nil
 		for _, db := range strings.Split(out, "\n") {
-			if db != "" && !mysqlSystemDatabases[db] && checkName(db) == nil {
+			if db != "" && !mysqlSystemDatabases[db] {
 				dbs = append(dbs, db)
 			}
 		}
 	}
 	for _, db := range dbs {
+		if err := checkName(db); err != nil {
+			p.jobs = append(p.jobs, failedJob(MySQL, db, err))
+			continue
+		}
 		argv := append(append(c.argv(dumper), mysqlDumpFlags...), db)
 		p.jobs = append(p.jobs, job{
 			name: db,

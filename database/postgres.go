@@ -131,13 +131,19 @@ func planPostgres(ctx context.Context, spec Spec, t *tools, sec *secrets) (*plan
 	p := &plan{tags: []string{versionTag("postgres", version)}}
 	dbs := spec.Databases
 	if spec.All {
-		out, err := c.query(ctx, psql, home, "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname")
+		// Every user may connect to every database by default, so for a
+		// site's user "all" means the databases it owns: the others would
+		// only fail on permissions. A superuser gets them all.
+		out, err := c.query(ctx, psql, home, `SELECT datname FROM pg_database
+WHERE datallowconn AND NOT datistemplate AND has_database_privilege(datname, 'CONNECT')
+  AND (pg_has_role(datdba, 'MEMBER') OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user))
+ORDER BY datname`)
 		if err != nil {
 			return nil, fmt.Errorf("list databases: %w", err)
 		}
 		dbs = nil
 		for _, db := range strings.Split(out, "\n") {
-			if db != "" && checkName(db) == nil {
+			if db != "" {
 				dbs = append(dbs, db)
 			}
 		}
@@ -162,6 +168,10 @@ func planPostgres(ctx context.Context, spec Spec, t *tools, sec *secrets) (*plan
 		})
 	}
 	for _, db := range dbs {
+		if err := checkName(db); err != nil {
+			p.jobs = append(p.jobs, failedJob(Postgres, db, err))
+			continue
+		}
 		argv := append(append([]string{pgDump}, pgDumpFlags...), "--dbname="+c.conninfo(db))
 		p.jobs = append(p.jobs, job{
 			name: db,

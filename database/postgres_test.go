@@ -160,6 +160,23 @@ func TestPostgresDumpAsSiteUser(t *testing.T) {
 	if text := dumpText(t, r, res[0].Snapshot, res[0].Path); !strings.Contains(text, "CREATE ROLE "+user) || strings.Contains(text, "SCRAM-SHA-256") {
 		t.Errorf("globals of a site user:\n%.2000s", text)
 	}
+
+	// "All", for a site's user, is the databases it owns: it may connect to
+	// the others, but not read them. A superuser gets every one.
+	spec.Databases, spec.All = nil, true
+	res = dump(t, r, spec, database.Options{})
+	if len(res) != 2 || res[0].Database != "globals" || res[1].Database != db {
+		t.Errorf("all, as the site's user: %+v", res)
+	}
+	super := pgSpec(srv)
+	super.All, super.NoGlobals = true, true
+	got := map[string]bool{}
+	for _, x := range dump(t, r, super, database.Options{}) {
+		got[x.Database] = true
+	}
+	if !got[db] || !got["postgres"] || got["template0"] || got["template1"] {
+		t.Errorf("all, as a superuser: %v", got)
+	}
 }
 
 func TestPostgresDumpFailures(t *testing.T) {

@@ -115,6 +115,9 @@ func runRestoreDB(ctx context.Context, g *globalOptions, o *restoreDBOptions, re
 	}
 
 	typ, dbName, _ := database.ParseDumpPath(path)
+	if typ != to.Type {
+		return usageError(fmt.Errorf("%s is a %s dump; --to names a %s database", path, typ, to.Type))
+	}
 	opts := database.RestoreOptions{Create: o.Create, Force: o.Force, TempDir: o.TempDir,
 		Globals: typ == database.Postgres && dbName == database.GlobalsName && sn.HasTag(database.TagGlobals)}
 	if opts.Globals && (o.Create || o.Force) {

@@ -126,6 +126,7 @@ INSERT INTO orders (customer, total, note) SELECT CONCAT('c', seq, ' ✓'), seq 
 		t.Errorf("the password was echoed: %s", r.stderr)
 	}
 	c.fail(exitUsage, []string{"--to URL"}, "restore-db", "latest", db)
+	c.fail(exitUsage, []string{"is a mysql dump; --to names a postgres database"}, "restore-db", "latest", "mysql/"+db, "--to", "postgres://x@127.0.0.1/y")
 	c.fail(exitUsage, []string{"--database NAME"}, "db", "dump", "--type", "mysql")
 	c.fail(exitFailure, []string{"no dump of \"nothing\""}, "restore-db", "latest", "nothing", "--stdout")
 	c.fail(exitFailure, []string{"is not a dump of"}, "restore-db", snaps[0].ShortID, "broken", "--stdout")
