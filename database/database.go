@@ -78,9 +78,12 @@ type Error struct {
 
 func (e *Error) Error() string {
 	what := string(e.Type)
-	if e.Database != "" {
+	switch {
+	case strings.Contains(e.Database, ", "): // several, from Dump's spec
+		what += " databases " + e.Database
+	case e.Database != "":
 		what += fmt.Sprintf(" database %q", e.Database)
-	} else {
+	default:
 		what += " server"
 	}
 	if e.Server != "" {
@@ -193,8 +196,8 @@ func Dump(ctx context.Context, r *repo.Repository, spec Spec, opts Options) ([]R
 	for _, j := range p.jobs {
 		res := runJob(ctx, r, spec, j, tags, &opts)
 		if res.Err != nil {
+			// Returned, not logged: the caller reports it once.
 			errs = append(errs, res.Err)
-			opts.Logger.Error("database dump failed, no snapshot saved", "type", spec.Type, "database", j.name, "err", res.Err)
 		} else {
 			opts.Logger.Info("database dumped", "type", spec.Type, "database", j.name,
 				"snapshot", res.Snapshot.ID.Str(), "bytes", res.Bytes)

@@ -44,7 +44,7 @@ if ( ! defined( 'ABSPATH' ) ) {
 require_once ABSPATH . 'wp-settings.php';
 `
 
-func TestParseWPConfig(t *testing.T) {
+func TestDBParseWPConfig(t *testing.T) {
 	for _, tc := range []struct {
 		host   string
 		want   Spec
@@ -75,7 +75,7 @@ func TestParseWPConfig(t *testing.T) {
 	}
 }
 
-func TestParseDotenv(t *testing.T) {
+func TestDBParseDotenv(t *testing.T) {
 	src := "APP_NAME=\"My Shop\"\r\n" +
 		"# DB_PASSWORD=commented\n" +
 		"export DB_CONNECTION=mysql\n" +
@@ -100,7 +100,7 @@ func TestParseDotenv(t *testing.T) {
 	}
 }
 
-func TestSpecFromEnv(t *testing.T) {
+func TestDBSpecFromEnv(t *testing.T) {
 	dir := "/var/www/app"
 	for _, tc := range []struct {
 		name string
@@ -144,7 +144,7 @@ func TestSpecFromEnv(t *testing.T) {
 // Discover walks a server's web root, finds each site's database once,
 // lets .env.local override .env, and skips the folders that hold no
 // configuration.
-func TestDiscover(t *testing.T) {
+func TestDBDiscoverTree(t *testing.T) {
 	root := t.TempDir()
 	write := writer(t, root)
 	write("blog/wp-config.php", strings.Replace(wpConfig, "%s", "localhost:/run/mysqld/mysqld.sock", 1))

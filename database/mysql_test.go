@@ -68,7 +68,7 @@ func mysqlSpec(srv *testenv.MariaDBServer, dbs ...string) database.Spec {
 // A dump taken while the site writes restores into a fresh database equal
 // to the source: same table checksums, the same stored code, and a
 // transaction-consistent state.
-func TestMySQLDumpRestore(t *testing.T) {
+func TestDBMySQLDumpRestore(t *testing.T) {
 	srv := testenv.MariaDB(t)
 	r := newRepo(t)
 	db := srv.NewDatabase(t, "shop")
@@ -155,7 +155,7 @@ func TestMySQLDumpRestore(t *testing.T) {
 
 // "All" dumps each user database into its own snapshot and leaves the
 // server's own schemas out.
-func TestMySQLDumpAll(t *testing.T) {
+func TestDBMySQLDumpAll(t *testing.T) {
 	srv := testenv.MariaDB(t)
 	r := newRepo(t)
 	a := srv.NewDatabase(t, "blog")
@@ -186,7 +186,7 @@ func TestMySQLDumpAll(t *testing.T) {
 
 // Each way a MySQL dump can fail is an error naming the database and the
 // cause, and saves no snapshot.
-func TestMySQLDumpFailures(t *testing.T) {
+func TestDBMySQLDumpFailures(t *testing.T) {
 	srv := testenv.MariaDB(t)
 	r := newRepo(t)
 	db := srv.NewDatabase(t, "shop")
@@ -219,7 +219,7 @@ func TestMySQLDumpFailures(t *testing.T) {
 }
 
 // A server that dies while a dump streams fails the dump.
-func TestMySQLServerKilledMidDump(t *testing.T) {
+func TestDBMySQLServerKilledMidDump(t *testing.T) {
 	srv := testenv.NewMariaDB(t)
 	r := newRepo(t)
 	db := srv.NewDatabase(t, "big")
@@ -236,7 +236,7 @@ INSERT INTO big_rows SELECT seq, REPEAT(MD5(seq), 4) FROM seq_1_to_150000;`)
 
 // A restore whose client fails says so with the client's message, and one
 // whose dump cannot be read stops the client.
-func TestMySQLRestoreFailures(t *testing.T) {
+func TestDBMySQLRestoreFailures(t *testing.T) {
 	srv := testenv.MariaDB(t)
 	ctx := context.Background()
 	to := mysqlSpec(srv, srv.NewDatabase(t, "target"))

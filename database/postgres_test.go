@@ -61,7 +61,7 @@ func pgWriterEnv(srv *testenv.PostgresServer) []string {
 	return append(os.Environ(), "PGPASSWORD="+srv.Password)
 }
 
-func TestPostgresDumpRestore(t *testing.T) {
+func TestDBPostgresDumpRestore(t *testing.T) {
 	srv := testenv.Postgres(t)
 	r := newRepo(t)
 	db := srv.NewDatabase(t, "shop")
@@ -143,7 +143,7 @@ func TestPostgresDumpRestore(t *testing.T) {
 
 // A site's own user, not a superuser, can dump its database and the roles
 // (without their passwords, which only a superuser may read).
-func TestPostgresDumpAsSiteUser(t *testing.T) {
+func TestDBPostgresDumpAsSiteUser(t *testing.T) {
 	srv := testenv.Postgres(t)
 	r := newRepo(t)
 	db := srv.NewDatabase(t, "site")
@@ -179,7 +179,7 @@ func TestPostgresDumpAsSiteUser(t *testing.T) {
 	}
 }
 
-func TestPostgresDumpFailures(t *testing.T) {
+func TestDBPostgresDumpFailures(t *testing.T) {
 	srv := testenv.Postgres(t)
 	r := newRepo(t)
 	db := srv.NewDatabase(t, "shop")
@@ -216,7 +216,7 @@ func TestPostgresDumpFailures(t *testing.T) {
 	}
 }
 
-func TestPostgresServerKilledMidDump(t *testing.T) {
+func TestDBPostgresServerKilledMidDump(t *testing.T) {
 	srv := testenv.NewPostgres(t)
 	r := newRepo(t)
 	db := srv.NewDatabase(t, "big")
@@ -232,7 +232,7 @@ func TestPostgresServerKilledMidDump(t *testing.T) {
 	dumpFails(t, r, spec, opts, `"`+db+`"`, "pg_dump failed")
 }
 
-func TestPostgresRestoreFailures(t *testing.T) {
+func TestDBPostgresRestoreFailures(t *testing.T) {
 	srv := testenv.Postgres(t)
 	ctx := context.Background()
 	target := srv.NewDatabase(t, "target")

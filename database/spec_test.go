@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-func TestParseURL(t *testing.T) {
+func TestDBParseURL(t *testing.T) {
 	for _, tc := range []struct {
 		url  string
 		want Spec
@@ -49,7 +49,7 @@ func TestParseURL(t *testing.T) {
 	}
 }
 
-func TestDumpPath(t *testing.T) {
+func TestDBDumpPath(t *testing.T) {
 	for _, tc := range []struct {
 		t    Type
 		name string
@@ -76,7 +76,7 @@ func TestDumpPath(t *testing.T) {
 	}
 }
 
-func TestVersionTags(t *testing.T) {
+func TestDBVersionTags(t *testing.T) {
 	for in, want := range map[string]string{
 		"10.11.6-MariaDB-0+deb12u1":        "server:mariadb-10.11.6",
 		"5.5.5-10.3.39-MariaDB":            "server:mariadb-10.3.39",
@@ -96,7 +96,7 @@ func TestVersionTags(t *testing.T) {
 }
 
 // A spec printed or logged in any usual way never shows its password.
-func TestSpecHidesPassword(t *testing.T) {
+func TestDBSpecHidesPassword(t *testing.T) {
 	s := Spec{Type: MySQL, Host: "db", Port: 3306, User: "shop", Password: "hunter2", Databases: []string{"shop"}}
 	var logged bytes.Buffer
 	slog.New(slog.NewTextHandler(&logged, nil)).Info("dumping", "spec", s)
@@ -113,7 +113,7 @@ func TestSpecHidesPassword(t *testing.T) {
 
 // The trailer checks accept each tool's real ending and refuse a dump cut
 // anywhere before it.
-func TestTrailers(t *testing.T) {
+func TestDBTrailers(t *testing.T) {
 	mysqlEnd := "/*!40111 SET SQL_NOTES=@OLD_SQL_NOTES */;\n\n-- Dump completed\n"
 	mysqlDated := "/*!40111 SET SQL_NOTES=@OLD_SQL_NOTES */;\n\n-- Dump completed on 2026-11-23 17:00:11\n"
 	pgEnd := "ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_pkey PRIMARY KEY (id);\n\n\n--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict Zx81kq\n\n"
@@ -178,7 +178,7 @@ func (r *slowReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func TestOptionFileEscape(t *testing.T) {
+func TestDBOptionFileEscape(t *testing.T) {
 	if got := mysqlOptionEscape("a\\b\"c#d'e\nf"); got != `a\\b\"c#d'e\nf` {
 		t.Errorf("got %s", got)
 	}

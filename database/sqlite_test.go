@@ -50,7 +50,7 @@ CREATE TRIGGER items_note AFTER INSERT ON items BEGIN UPDATE items SET note = co
 
 // A dump taken while another process writes is one consistent state, in
 // both journal modes, and restores to the same content.
-func TestSQLiteDumpRestoreWithWriter(t *testing.T) {
+func TestDBSQLiteDumpRestoreWithWriter(t *testing.T) {
 	testenv.RequireBinary(t, "sqlite3")
 	for _, journal := range []string{"wal", "delete"} {
 		t.Run(journal, func(t *testing.T) {
@@ -116,7 +116,7 @@ func TestSQLiteDumpRestoreWithWriter(t *testing.T) {
 // restore-db into an SQLite file: refused over a database with tables,
 // which force replaces whole, keeping the file's owner and mode; a failed
 // restore leaves the target as it was.
-func TestSQLiteRestoreTarget(t *testing.T) {
+func TestDBSQLiteRestoreTarget(t *testing.T) {
 	testenv.RequireBinary(t, "sqlite3")
 	r := newRepo(t)
 	dir := t.TempDir()
@@ -178,7 +178,7 @@ func TestSQLiteRestoreTarget(t *testing.T) {
 	}
 }
 
-func TestSQLiteDumpFailures(t *testing.T) {
+func TestDBSQLiteDumpFailures(t *testing.T) {
 	real := testenv.RequireBinary(t, "sqlite3")
 	r := newRepo(t)
 	dir := t.TempDir()
