@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/escrow-backup/escrow/repo"
 )
@@ -23,6 +24,10 @@ func Dump(ctx context.Context, r *repo.Repository, n *repo.Node, w io.Writer) er
 		data []byte
 		err  error
 	}
+	// Every fetch is waited for before returning, so none outlives the
+	// caller's use of the repository.
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	slots := make([]chan result, len(n.Content))
@@ -30,14 +35,18 @@ func Dump(ctx context.Context, r *repo.Repository, n *repo.Node, w io.Writer) er
 		slots[i] = make(chan result, 1)
 	}
 	sem := make(chan struct{}, dumpAhead)
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		for i, id := range n.Content {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
 				return
 			}
+			wg.Add(1)
 			go func() {
+				defer wg.Done()
 				data, err := r.LoadBlob(ctx, repo.BlobHandle{ID: id, Type: repo.DataBlob}, nil)
 				slots[i] <- result{data, err}
 			}()

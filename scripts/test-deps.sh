@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the tests need, if missing: restic (apt), MinIO and
-# staticcheck (go install into $HOME/.cache/escrow-ci/bin). Safe to run again;
-# it only prints and does what is missing.
+# Installs what the tests need, if missing: restic, MariaDB, PostgreSQL and
+# sqlite3 (apt), MinIO and staticcheck (go install into
+# $HOME/.cache/escrow-ci/bin). Safe to run again; it only prints and does
+# what is missing.
 set -euo pipefail
 
 # Pinned so that CI is reproducible; bump deliberately.
@@ -25,12 +26,28 @@ as_root() {
 	fi
 }
 
-if command -v restic >/dev/null 2>&1; then
-	log "restic present: $(command -v restic)"
+# Debian packages, each checked by the programs the tests look for
+# (internal/testenv). The database servers come as packages but the tests
+# never use a system service: they start private instances as the current
+# user on loopback ports and sockets in temporary folders. mariadb-server-core
+# (rather than mariadb-server) has mariadbd and mariadb-install-db without a
+# service that starts on install; postgresql's binaries live in
+# /usr/lib/postgresql/<version>/bin.
+have() { command -v "$1" >/dev/null 2>&1; }
+have_pg_server() { have initdb || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; }
+missing=()
+have restic || missing+=(restic)
+{ have mariadb-install-db && { have mariadbd || [ -x /usr/sbin/mariadbd ]; }; } || missing+=(mariadb-server-core)
+{ have mariadb && have mariadb-dump; } || missing+=(mariadb-client)
+have_pg_server || missing+=(postgresql)
+{ have psql && have pg_dump && have pg_dumpall; } || missing+=(postgresql-client)
+have sqlite3 || missing+=(sqlite3)
+if [ ${#missing[@]} -eq 0 ]; then
+	log "restic, MariaDB, PostgreSQL and sqlite3 present"
 else
-	log "installing restic with apt-get"
+	log "installing with apt-get: ${missing[*]}"
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y restic
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
 # go_install BINARY PACKAGE@VERSION installs into the cache unless the binary

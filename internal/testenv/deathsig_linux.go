@@ -6,7 +6,10 @@ import (
 )
 
 // setDeathSignal makes the kernel kill the child when the thread that
-// started it exits.
+// started it exits. It keeps other attributes already set on cmd.
 func setDeathSignal(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 }

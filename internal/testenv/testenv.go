@@ -1,12 +1,12 @@
 // Package testenv provides the external programs and servers that tests
-// across the project need: a MinIO server for S3 tests and binaries such as
-// restic.
+// across the project need: a MinIO server for S3 tests, MariaDB and
+// PostgreSQL servers for database tests, and binaries such as restic.
 //
 // When something is missing, a test is skipped on a developer's machine but
 // fails when CI=true: in CI a missing integration dependency is a broken
 // pipeline, not a reason to pass.
 //
-// A package that calls MinIO must stop the server when its test binary ends:
+// A package that starts servers must stop them when its test binary ends:
 //
 //	func TestMain(m *testing.M) { testenv.Main(m) }
 package testenv
@@ -27,11 +27,12 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
-// Main runs the tests and then stops the MinIO server if one was started.
+// Main runs the tests and then stops the servers that were started.
 // Call it from TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
 	shared.stop()
+	stopDatabases()
 	os.Exit(code)
 }
 
