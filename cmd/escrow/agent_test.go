@@ -389,3 +389,73 @@ func churn(root string, seed int64, stop <-chan struct{}) int {
 		n++
 	}
 }
+
+// TestAgentDumpsDatabases runs the configured database dumps as agent jobs:
+// an SQLite database is dumped into a snapshot of its own, and a server that
+// cannot be reached is reported by status, with no snapshot.
+func TestAgentDumpsDatabases(t *testing.T) {
+	sqlite := testenv.RequireBinary(t, "sqlite3")
+	s := newAgentSetup(t)
+	dbFile := filepath.Join(t.TempDir(), "app.sqlite")
+	if out, err := exec.Command(sqlite, dbFile, "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users(name) VALUES ('ada'), ('grace');").CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v\n%s", err, out)
+	}
+	text, _ := os.ReadFile(s.cfg)
+	s.writeConfig(t, string(text)+fmt.Sprintf(`databases:
+  - type: sqlite
+    path: %s
+    every: 1h
+  - type: mysql
+    name: unreachable
+    host: 127.0.0.1
+    port: 1
+    user: backup
+    databases: [shop]
+    every: 1h
+`, dbFile))
+	p := s.start(t)
+	deadline := time.Now().Add(60 * time.Second)
+	var st statusJSON
+	var code int
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(filepath.Join(s.state, agent.StatusFile)); err != nil {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		st, code = s.status(t)
+		if len(st.Status.Jobs) == 2 && !st.Status.Jobs[0].LastSuccess.IsZero() && st.Status.Jobs[1].Failures > 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(st.Status.Jobs) != 2 || st.Status.Jobs[0].LastSuccess.IsZero() || st.Status.Jobs[1].Failures == 0 {
+		t.Fatalf("jobs never ran as expected: %+v\n%s", st.Status.Jobs, p.logText())
+	}
+	if code != exitUnhealthy || !strings.Contains(strings.Join(st.Problems, "\n"), "database unreachable") {
+		t.Errorf("status with a failing dump: exit %d, problems %q", code, st.Problems)
+	}
+	if err := p.stop(syscall.SIGTERM); err != nil {
+		t.Errorf("agent exit: %v", err)
+	}
+
+	dump := s.c.ok("dump", "latest", "/databases/sqlite/app.sql", "--tag", "db")
+	if !strings.Contains(dump, "grace") {
+		t.Errorf("the SQLite dump in the repository lacks its rows:\n%s", dump)
+	}
+	for _, sn := range s.c.snapshots() {
+		for _, p := range sn.Paths {
+			if strings.Contains(p, "mysql") {
+				t.Errorf("a snapshot was saved for the failed dump: %+v", sn)
+			}
+		}
+	}
+
+	// The same, by hand, from the configuration.
+	out := s.c.ok("db", "dump", "--config", s.cfg, "sqlite")
+	if !strings.Contains(out, "sqlite/app") {
+		t.Errorf("db dump --config: %s", out)
+	}
+	if r := s.c.run(nil, "db", "dump", "--config", s.cfg, "nosuch"); r.code != exitUsage || !strings.Contains(r.stderr, "unreachable") {
+		t.Errorf("db dump of an unknown name: exit %d, %s", r.code, r.stderr)
+	}
+}

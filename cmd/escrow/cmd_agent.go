@@ -103,9 +103,6 @@ func runAgent(ctx context.Context, g *globalOptions, file string) error {
 // runAgentOnce opens the repository named by cfg and runs the agent until
 // ctx ends.
 func runAgentOnce(ctx context.Context, g *globalOptions, cfg *config.Config, log *slog.Logger, rescan <-chan struct{}) error {
-	if len(cfg.Databases) > 0 {
-		return usageError(fmt.Errorf("%s: databases: database dumps are not scheduled by this version of the agent; remove the databases section (dump with `escrow backup --stdin-from-command`) or upgrade", cfg.File))
-	}
 	r, err := openAgentRepo(ctx, g, cfg, log)
 	if err != nil {
 		return err
@@ -127,7 +124,7 @@ func runAgentOnce(ctx context.Context, g *globalOptions, cfg *config.Config, log
 		})
 	}
 	a, err := agent.New(r, agent.Options{
-		Sources: sources, Host: cfg.Host,
+		Sources: sources, Jobs: dbJobs(r, cfg, log), Host: cfg.Host,
 		QuietPeriod: cfg.Schedule.QuietPeriod, MaxDelay: cfg.Schedule.MaxDelay, RescanEvery: cfg.Schedule.RescanEvery,
 		Parallelism: cfg.Limits.Parallelism, CPUPriority: cfg.Limits.CPUPriority, IOPriority: cfg.Limits.IOPriority,
 		StateDir: cfg.StateDir, Repository: r.Backend().Location(),

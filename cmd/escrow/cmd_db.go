@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/escrow-backup/escrow/agent/config"
 	"github.com/escrow-backup/escrow/database"
 )
 
@@ -43,6 +44,7 @@ type dbDumpOptions struct {
 	Name         string
 	Tags         []string
 	TempDir      string
+	Config       string
 }
 
 func (o *dbDumpOptions) AddFlags(f *pflag.FlagSet) {
@@ -59,6 +61,7 @@ func (o *dbDumpOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.Name, "name", "", "sqlite: name of the dump (default: the file name without extension)")
 	f.StringArrayVar(&o.Tags, "tag", nil, "add this tag to the snapshots (repeatable)")
 	f.StringVar(&o.TempDir, "temp-dir", "", "folder for credential files and SQLite's consistent copy (default $TMPDIR)")
+	f.StringVar(&o.Config, "config", "", "dump the databases of this agent configuration file (all, or the one named)")
 }
 
 // spec checks the flags and builds the database spec, password included.
@@ -113,7 +116,7 @@ func dbPassword(g *globalOptions, file string) (string, error) {
 func newDBDumpCommand(g *globalOptions) *cobra.Command {
 	o := &dbDumpOptions{}
 	cmd := &cobra.Command{
-		Use:   "dump --type TYPE [flags]",
+		Use:   "dump --type TYPE [flags] | --config FILE [NAME]",
 		Short: "Dump databases, each into a snapshot of its own",
 		Long: `Dump databases with their own tools (mariadb-dump or mysqldump, pg_dump and
 pg_dumpall, sqlite3), streaming each into a snapshot holding one file,
@@ -124,9 +127,20 @@ the others still do. Exit status: 0 when every dump was saved, 1 otherwise.`,
 		Example: `  escrow db dump --type mysql --user shop --db-password-file /etc/escrow/shop.pw --database shop
   escrow db dump --type mysql --socket /run/mysqld/mysqld.sock --user root --all
   escrow db dump --type postgres --host 127.0.0.1 --user app --db-password-file /etc/escrow/app.pw --database app
-  escrow db dump --type sqlite --path /var/www/app/database/database.sqlite`,
-		Args: exactArgs(0),
+  escrow db dump --type sqlite --path /var/www/app/database/database.sqlite
+  escrow db dump --config /etc/escrow/escrow.yaml          # every configured database, now
+  escrow db dump --config /etc/escrow/escrow.yaml mysql    # the one named mysql`,
+		Args: rangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.Config != "" {
+				if cmd.Flags().NFlag() > 1 && !cmd.Flags().Changed("json") {
+					return usageError(errors.New("--config takes no other dump flags: the configuration file describes the databases"))
+				}
+				return runDBDumpConfig(cmd.Context(), g, o.Config, args)
+			}
+			if len(args) > 0 {
+				return usageError(fmt.Errorf("a database name (%s) is only taken with --config; use --database", args[0]))
+			}
 			spec, err := o.spec(g)
 			if err != nil {
 				return usageError(err)
@@ -172,6 +186,56 @@ func runDBDump(ctx context.Context, g *globalOptions, spec database.Spec, o *dbD
 		}
 	}
 	return fmt.Errorf("%d of %d database dumps failed (listed above); no snapshot was saved for them", failed, len(results))
+}
+
+// runDBDumpConfig dumps the databases an agent configuration names, as the
+// agent would, now.
+func runDBDumpConfig(ctx context.Context, g *globalOptions, file string, args []string) error {
+	cfg, err := config.Load(file)
+	if err != nil {
+		return configProblems(g, file, err)
+	}
+	var chosen []*config.Database
+	var names []string
+	for i := range cfg.Databases {
+		db := &cfg.Databases[i]
+		names = append(names, db.Name)
+		if len(args) == 0 || args[0] == db.Name {
+			chosen = append(chosen, db)
+		}
+	}
+	if len(chosen) == 0 {
+		if len(names) == 0 {
+			return usageError(fmt.Errorf("%s configures no databases", file))
+		}
+		return usageError(fmt.Errorf("%s configures no database named %q (it has: %s)", file, args[0], strings.Join(names, ", ")))
+	}
+	log := g.logger()
+	r, err := openAgentRepo(ctx, g, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeRepo(r)
+	if err := loadIndexLogged(ctx, r, log); err != nil {
+		return err
+	}
+	var all []database.Result
+	failed := 0
+	for _, db := range chosen {
+		results, err := dumpConfigured(ctx, r, cfg, db, log)
+		all = append(all, results...)
+		if err != nil {
+			failed++
+			if len(results) == 0 {
+				fmt.Fprintf(g.env.stderr, "could not dump %s\n", err)
+			}
+		}
+	}
+	printDumpResults(g, all)
+	if failed > 0 {
+		return fmt.Errorf("%d of %d configured databases failed (listed above); no snapshot was saved for what failed", failed, len(chosen))
+	}
+	return nil
 }
 
 func printDumpResults(g *globalOptions, results []database.Result) {

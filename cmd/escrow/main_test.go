@@ -34,8 +34,7 @@ func TestMain(m *testing.M) {
 	}
 	// Readable by an unprivileged user for the permission tests.
 	_ = os.Chmod(dir, 0o755)
-	defer os.RemoveAll(dir)
-	testenv.Main(m)
+	testenv.Main(m, func() { os.RemoveAll(dir) })
 }
 
 // cli runs escrow as a child process with a controlled environment.

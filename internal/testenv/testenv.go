@@ -29,10 +29,13 @@ import (
 
 // Main runs the tests and then stops the servers that were started.
 // Call it from TestMain.
-func Main(m *testing.M) {
+func Main(m *testing.M, cleanup ...func()) {
 	code := m.Run()
 	shared.stop()
 	stopDatabases()
+	for _, f := range cleanup {
+		f() // os.Exit skips deferred calls
+	}
 	os.Exit(code)
 }
 
