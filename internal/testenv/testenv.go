@@ -27,14 +27,14 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
-// Main runs the tests and then stops the servers that were started.
-// Call it from TestMain.
+// Main runs the tests, stops the servers that were started, runs cleanup
+// (os.Exit skips deferred calls), and exits. Call it from TestMain.
 func Main(m *testing.M, cleanup ...func()) {
 	code := m.Run()
 	shared.stop()
 	stopDatabases()
 	for _, f := range cleanup {
-		f() // os.Exit skips deferred calls
+		f()
 	}
 	os.Exit(code)
 }
