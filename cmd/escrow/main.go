@@ -35,6 +35,10 @@ type env struct {
 
 // run executes one command line and returns the process exit code.
 func run(ctx context.Context, args []string, e env) int {
+	if path := e.getenv(memDebugEnv); path != "" {
+		d := startMemDebug(path, e.stderr)
+		defer d.stop()
+	}
 	root := newRootCommand(e)
 	root.SetArgs(args)
 	root.SetIn(e.stdin)
