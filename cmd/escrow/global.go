@@ -26,9 +26,6 @@ import (
 type globalOptions struct {
 	Repo         string
 	PasswordFile string
-	// Kit is a recovery kit file: the repository address, password and S3
-	// credential, where flags and the environment give none.
-	Kit string
 	JSON         bool
 	Verbose      int
 	Quiet        bool
@@ -36,6 +33,9 @@ type globalOptions struct {
 	RetryFor time.Duration
 	// PackSizeMiB is the target size of pack files.
 	PackSizeMiB int
+	// Kit is a recovery kit file: the repository address, password and S3
+	// credential, where flags and the environment give none.
+	Kit string
 
 	env env
 	// kit is Kit's content, read once by recoveryKit.
