@@ -112,6 +112,23 @@ func TestKitRestoreS3(t *testing.T) {
 		t.Fatalf("fresh machine, kit without secret: exit %d %s", r.code, r.stderr)
 	}
 	freshCLI(t, srv.Env()...).ok("snapshots", "--kit", plain)
+
+	// Another credential (the owner's read-only key; here the only one
+	// MinIO has) goes in the kit once it has opened the repository.
+	withRead := filepath.Join(t.TempDir(), "kit.txt")
+	c.ok("kit", "--out", withRead, "--read-access-key-id", srv.AccessKey, "--read-secret-file", writePassword(t, srv.SecretKey))
+	if k := readKit(t, withRead); k.SecretAccessKey != srv.SecretKey {
+		t.Fatalf("kit with a read credential: %+v", k)
+	}
+	freshCLI(t).ok("snapshots", "--kit", withRead)
+	badRead := filepath.Join(t.TempDir(), "kit.txt")
+	r = c.run(nil, "--retry-for", "2s", "kit", "--out", badRead, "--read-access-key-id", srv.AccessKey, "--read-secret-file", writePassword(t, "not-the-secret"))
+	if r.code == 0 || !strings.Contains(r.stderr, "the credential "+srv.AccessKey+" cannot") {
+		t.Fatalf("kit with a wrong read credential: exit %d %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(badRead); !os.IsNotExist(err) {
+		t.Fatal("a kit was written with a credential that cannot read")
+	}
 }
 
 func TestKitFlagsOverride(t *testing.T) {
