@@ -373,7 +373,7 @@ func FuzzKeyFile(f *testing.F) {
 	const password = "escrow-test"
 	master := testKey()
 	// A cheap key (N=16) so that the fuzzer can reach the master key JSON.
-	kf, err := newKeyFile(master, password, KDFParams{N: 16, R: 1, P: 1})
+	kf, err := newKeyFile(master, password, KDFParams{N: 16, R: 1, P: 1}, KeyOptions{})
 	if err != nil {
 		f.Fatal(err)
 	}

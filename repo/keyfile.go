@@ -40,14 +40,6 @@ type keyFile struct {
 	Data     []byte    `json:"data"`
 }
 
-// KeyInfo describes a key file, without secrets.
-type KeyInfo struct {
-	ID       ID
-	Created  time.Time
-	Username string
-	Hostname string
-}
-
 func parseKeyFile(data []byte) (*keyFile, error) {
 	var kf keyFile
 	if err := json.Unmarshal(data, &kf); err != nil {
@@ -83,8 +75,9 @@ func (kf *keyFile) open(password string) (*Key, error) {
 	return keyFromJSON(j)
 }
 
-// newKeyFile encrypts master under password.
-func newKeyFile(master *Key, password string, p KDFParams) ([]byte, error) {
+// newKeyFile encrypts master under password. Empty user or host names
+// default to this process's, as restic records them.
+func newKeyFile(master *Key, password string, p KDFParams, o KeyOptions) ([]byte, error) {
 	salt := make([]byte, 64)
 	if _, err := rand.Read(salt); err != nil {
 		return nil, fmt.Errorf("read random salt: %w", err)
@@ -104,16 +97,19 @@ func newKeyFile(master *Key, password string, p KDFParams) ([]byte, error) {
 		Salt: salt,
 		Data: pk.Seal(nil, mk),
 	}
-	kf.Hostname, _ = os.Hostname()
-	if u, err := user.Current(); err == nil {
+	kf.Username, kf.Hostname = o.Username, o.Hostname
+	if kf.Hostname == "" {
+		kf.Hostname, _ = os.Hostname()
+	}
+	if u, err := user.Current(); err == nil && kf.Username == "" {
 		kf.Username = u.Username
 	}
 	return json.Marshal(kf)
 }
 
 // addKey stores a new key file for master and returns its ID.
-func addKey(ctx context.Context, be remote.Backend, master *Key, password string, p KDFParams) (ID, error) {
-	data, err := newKeyFile(master, password, p)
+func addKey(ctx context.Context, be remote.Backend, master *Key, password string, p KDFParams, o KeyOptions) (ID, error) {
+	data, err := newKeyFile(master, password, p, o)
 	if err != nil {
 		return ID{}, err
 	}
@@ -142,22 +138,15 @@ func searchKey(ctx context.Context, be remote.Backend, password string) (*Key, I
 		if i >= maxKeysTried {
 			break
 		}
-		id, err := ParseID(name)
-		if err != nil {
+		kf, id, err := loadKeyFile(ctx, be, name)
+		switch {
+		case errors.Is(err, ErrCorrupt):
+			lastErr = err
 			continue
-		}
-		data, err := remote.LoadAll(ctx, be, remote.Handle{Type: remote.KeyFile, Name: name})
-		if err != nil {
-			return nil, ID{}, fmt.Errorf("load key %s: %w", id.Str(), err)
-		}
-		if Hash(data) != id {
-			lastErr = fmt.Errorf("key file %s does not match its name (damaged or replaced)", id.Str())
-			continue
-		}
-		kf, err := parseKeyFile(data)
-		if err != nil {
-			lastErr = fmt.Errorf("key file %s: %w", id.Str(), err)
-			continue
+		case err != nil && id.IsNull():
+			continue // not a key file's name
+		case err != nil:
+			return nil, ID{}, err
 		}
 		k, err := kf.open(password)
 		if err == nil {

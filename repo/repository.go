@@ -119,7 +119,7 @@ func Init(ctx context.Context, be remote.Backend, password string, opts Options)
 	}
 	// The key file comes first: a config nobody can decrypt is useless,
 	// while a key file without a config is just an unfinished init.
-	if r.keyID, err = addKey(ctx, be, key, password, opts.KDF); err != nil {
+	if r.keyID, err = addKey(ctx, be, key, password, opts.KDF, KeyOptions{}); err != nil {
 		return nil, err
 	}
 	if _, err := r.SaveJSON(ctx, remote.ConfigFile, r.cfg); err != nil {
@@ -187,11 +187,6 @@ func (r *Repository) KeyID() ID { return r.keyID }
 
 // Index returns the master index (empty until LoadIndex).
 func (r *Repository) Index() *Index { return r.idx }
-
-// AddKey stores another key file for the same master key.
-func (r *Repository) AddKey(ctx context.Context, password string) (ID, error) {
-	return addKey(ctx, r.be, r.key, password, r.opts.KDF)
-}
 
 // List returns the IDs of every object of type t. Names that are not IDs
 // are reported to the logger and skipped.

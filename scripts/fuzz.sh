@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs every fuzz target of the repository format decoders, one after the
-# other, for FUZZTIME each (default 10s). A failure is reported at the end
-# with the others, and the script then exits non-zero; the fuzzer keeps the
-# failing input under repo/testdata/fuzz/<target>/, where `go test` replays
-# it until the decoder is fixed.
+# Runs every fuzz target of the decoders of untrusted input (the repository
+# format in ./repo, the recovery kit in ./kit), one after the other, for
+# FUZZTIME each (default 10s). A failure is reported at the end with the
+# others, and the script then exits non-zero; the fuzzer keeps the failing
+# input under <package>/testdata/fuzz/<target>/, where `go test` replays it
+# until the decoder is fixed.
 #
 #   FUZZTIME=1m scripts/fuzz.sh            # all targets
 #   scripts/fuzz.sh FuzzDecodeTree         # some of them
@@ -11,10 +12,19 @@ set -u
 cd "$(dirname "$0")/.."
 
 FUZZTIME=${FUZZTIME:-10s}
-# Every Fuzz function in the package, so a new target is never forgotten.
-mapfile -t all < <(go test ./repo -list '^Fuzz' | grep '^Fuzz')
+PACKAGES=(./repo ./kit)
+# Every Fuzz function in the packages, so a new target is never forgotten;
+# pkg[target] is the package that holds it.
+declare -A pkg
+all=()
+for p in "${PACKAGES[@]}"; do
+	while read -r t; do
+		all+=("$t")
+		pkg[$t]=$p
+	done < <(go test "$p" -list '^Fuzz' | grep '^Fuzz')
+done
 if [ ${#all[@]} -eq 0 ]; then
-	echo "fuzz: no fuzz targets found in ./repo" >&2
+	echo "fuzz: no fuzz targets found in ${PACKAGES[*]}" >&2
 	exit 1
 fi
 targets=("$@")
@@ -24,7 +34,7 @@ fi
 for t in "${targets[@]}"; do
 	# go test -fuzz with a name that matches nothing passes: refuse it here.
 	if ! printf '%s\n' "${all[@]}" | grep -qx -- "$t"; then
-		echo "fuzz: no fuzz target $t in ./repo (have: ${all[*]})" >&2
+		echo "fuzz: no fuzz target $t in ${PACKAGES[*]} (have: ${all[*]})" >&2
 		exit 2
 	fi
 done
@@ -33,7 +43,7 @@ failed=()
 for t in "${targets[@]}"; do
 	log=$(mktemp)
 	start=$SECONDS
-	if go test ./repo -run '^$' -fuzz "^${t}\$" -fuzztime "$FUZZTIME" >"$log" 2>&1; then
+	if go test "${pkg[$t]}" -run '^$' -fuzz "^${t}\$" -fuzztime "$FUZZTIME" >"$log" 2>&1; then
 		echo "ok   $t ($((SECONDS - start))s, $(grep -o 'execs: [0-9]*' "$log" | tail -1))"
 	else
 		echo "FAIL $t ($((SECONDS - start))s)"

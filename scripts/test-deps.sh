@@ -42,8 +42,10 @@ have restic || missing+=(restic)
 have_pg_server || missing+=(postgresql)
 { have psql && have pg_dump && have pg_dumpall; } || missing+=(postgresql-client)
 have sqlite3 || missing+=(sqlite3)
+# zbarimg reads the recovery kit's QR code back (kit tests).
+have zbarimg || missing+=(zbar-tools)
 if [ ${#missing[@]} -eq 0 ]; then
-	log "restic, MariaDB, PostgreSQL and sqlite3 present"
+	log "restic, MariaDB, PostgreSQL, sqlite3 and zbarimg present"
 else
 	log "installing with apt-get: ${missing[*]}"
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update

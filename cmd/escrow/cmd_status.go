@@ -43,6 +43,7 @@ agent is not running or a source has a problem; 2 for usage errors.`,
 				return err
 			}
 			problems := statusProblems(st, running)
+			problems = append(problems, kitProblems(dir, st.Repository)...)
 			if g.JSON {
 				if err := printJSON(g, map[string]any{"running": running, "problems": problems, "status": st}); err != nil {
 					return err

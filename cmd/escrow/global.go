@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
+	"github.com/escrow-backup/escrow/kit"
 	"github.com/escrow-backup/escrow/remote"
 	"github.com/escrow-backup/escrow/remote/local"
 	"github.com/escrow-backup/escrow/remote/s3"
@@ -32,8 +33,13 @@ type globalOptions struct {
 	RetryFor time.Duration
 	// PackSizeMiB is the target size of pack files.
 	PackSizeMiB int
+	// Kit is a recovery kit file: the repository address, password and S3
+	// credential, where flags and the environment give none.
+	Kit string
 
 	env env
+	// kit is Kit's content, read once by recoveryKit.
+	kit *kit.Kit
 	// kdf lowers scrypt's cost; only tests set it.
 	kdf repo.KDFParams
 }
@@ -41,6 +47,7 @@ type globalOptions struct {
 func (o *globalOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVarP(&o.Repo, "repo", "r", "", "repository address: a directory or s3:[http[s]://]HOST[:PORT]/BUCKET[/PREFIX] (default $ESCROW_REPOSITORY)")
 	f.StringVar(&o.PasswordFile, "password-file", "", "read the repository password from this file (default $ESCROW_PASSWORD_FILE)")
+	f.StringVar(&o.Kit, "kit", "", "take the repository address, password and S3 credential from this recovery kit (flags and the environment still win)")
 	f.BoolVar(&o.JSON, "json", false, "print machine-readable JSON")
 	f.CountVarP(&o.Verbose, "verbose", "v", "log more (repeat for debug)")
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "print only errors")
@@ -73,7 +80,16 @@ func (o *globalOptions) repoAddress() (string, error) {
 		addr = o.env.getenv("ESCROW_REPOSITORY")
 	}
 	if addr == "" {
-		return "", usageError(errors.New("no repository given: use --repo or set ESCROW_REPOSITORY (a directory, or s3:https://HOST/BUCKET/PREFIX)"))
+		k, err := o.recoveryKit()
+		if err != nil {
+			return "", err
+		}
+		if k != nil {
+			addr = k.Repository
+		}
+	}
+	if addr == "" {
+		return "", usageError(errors.New("no repository given: use --repo, --kit or set ESCROW_REPOSITORY (a directory, or s3:https://HOST/BUCKET/PREFIX)"))
 	}
 	return addr, nil
 }
@@ -86,15 +102,66 @@ func (o *globalOptions) openBackend(ctx context.Context, create bool) (remote.Ba
 	if err != nil {
 		return nil, err
 	}
-	st := store{addr: addr, s3: func() (s3.Config, error) {
-		cfg, err := s3.ParseURL(addr)
-		if err != nil {
-			return cfg, err
-		}
-		cfg.ApplyEnv(o.env.getenv)
-		return cfg, nil
-	}}
+	st := store{addr: addr, s3: func() (s3.Config, error) { return o.s3Config(addr) }}
 	return openStore(ctx, st, create, o.retryOptions())
+}
+
+// s3Config returns the settings for the s3: address addr: credentials and
+// region from the AWS_* variables, else from the recovery kit. The
+// environment's credential wins as a whole (a key ID is never paired with
+// another credential's secret), and the kit's is only sent to the store it
+// was made for.
+func (o *globalOptions) s3Config(addr string) (s3.Config, error) {
+	cfg, err := s3.ParseURL(addr)
+	if err != nil {
+		return cfg, err
+	}
+	k, err := o.recoveryKit()
+	if err != nil {
+		return cfg, err
+	}
+	if k != nil && k.IsS3() && o.env.getenv("AWS_ACCESS_KEY_ID") == "" {
+		if kc, err := s3.ParseURL(k.Repository); err == nil && kc.Endpoint == cfg.Endpoint && kc.Bucket == cfg.Bucket {
+			if !k.HasCredentials() && k.AccessKeyID != "" {
+				return cfg, usageError(fmt.Errorf("the recovery kit names access key %s but does not hold its secret: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to a credential that can read bucket %s", k.AccessKeyID, cfg.Bucket))
+			}
+			cfg.KeyID, cfg.Secret, cfg.SessionToken = k.AccessKeyID, k.SecretAccessKey, k.SessionToken
+		}
+	}
+	cfg.ApplyEnv(o.env.getenv)
+	if cfg.Region == "" && k != nil {
+		cfg.Region = k.Region
+	}
+	return cfg, nil
+}
+
+// recoveryKit reads --kit, once; it returns nil without --kit.
+func (o *globalOptions) recoveryKit() (*kit.Kit, error) {
+	if o.Kit == "" || o.kit != nil {
+		return o.kit, nil
+	}
+	f, err := os.Open(o.Kit)
+	if err != nil {
+		return nil, usageError(fmt.Errorf("recovery kit: %w", err))
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, kit.MaxSize+1))
+	if err != nil {
+		return nil, usageError(fmt.Errorf("recovery kit: %w", err))
+	}
+	k, err := kit.Parse(data)
+	if err != nil {
+		return nil, usageError(fmt.Errorf("recovery kit %s: %w", o.Kit, err))
+	}
+	log := o.logger()
+	if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("the recovery kit is readable by other users of this machine; chmod 600 it", "file", o.Kit)
+	}
+	for _, name := range k.Ignored {
+		log.Info("ignoring a line this escrow does not know in the recovery kit", "file", o.Kit, "line", name)
+	}
+	o.kit = k
+	return k, nil
 }
 
 // store says where a repository is and how to reach it.
@@ -165,29 +232,49 @@ func (o *globalOptions) retryOptions() remote.RetryOptions {
 // openRepo opens the repository. Commands load the index themselves, after
 // listing snapshots (read ordering).
 func (o *globalOptions) openRepo(ctx context.Context) (*repo.Repository, error) {
+	r, _, err := o.openRepoPassword(ctx)
+	return r, err
+}
+
+// openRepoPassword is openRepo that also returns the password it opened
+// the repository with.
+func (o *globalOptions) openRepoPassword(ctx context.Context) (*repo.Repository, string, error) {
 	be, err := o.openBackend(ctx, false)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	password, err := o.password(false)
 	if err != nil {
 		be.Close()
-		return nil, err
+		return nil, "", err
 	}
 	r, err := repo.Open(ctx, be, password, o.repoOptions())
 	if err != nil {
 		be.Close()
 		if remote.IsNotFound(err) {
-			return nil, withCode(exitNoRepository, err)
+			return nil, "", withCode(exitNoRepository, err)
 		}
-		return nil, err
+		return nil, "", err
+	}
+	// A kit names its repository: one that opens with the kit's password
+	// but has another ID is not the escrow the kit was made for.
+	if k, _ := o.recoveryKit(); k != nil && r.Config().ID != k.RepositoryID {
+		closeRepo(r)
+		return nil, "", fmt.Errorf("the repository at %s has ID %s, but the recovery kit %s is for repository %s: this is another repository (check --repo and $ESCROW_REPOSITORY, or use this repository's own kit)", be.Location(), shortID(r.Config().ID), o.Kit, shortID(k.RepositoryID))
 	}
 	// Unlocking the key ran scrypt, whose 32 MiB (at the default cost) are
 	// garbage now. Collecting them at once lets the heap reuse that memory
 	// for the command's work; otherwise the collector would let the heap
 	// grow to twice that before its first cycle.
 	debug.FreeOSMemory()
-	return r, nil
+	return r, password, nil
+}
+
+func shortID(id string) string {
+	if len(id) > 10 {
+		return id[:10]
+	}
+	return id
 }
 
 // loadIndex loads the index. Damaged index files are reported and skipped:
@@ -227,8 +314,8 @@ func closeRepo(r *repo.Repository) {
 }
 
 // password reads the repository password from, in order: --password-file,
-// $ESCROW_PASSWORD_FILE, $ESCROW_PASSWORD, or a prompt without echo on the
-// terminal. It is never taken from the command line, where other users of
+// $ESCROW_PASSWORD_FILE, $ESCROW_PASSWORD, the recovery kit (--kit), or a
+// prompt without echo on the terminal. It is never taken from the command line, where other users of
 // the machine could read it.
 func (o *globalOptions) password(confirm bool) (string, error) {
 	file := o.PasswordFile
@@ -240,6 +327,12 @@ func (o *globalOptions) password(confirm bool) (string, error) {
 	}
 	if p := o.env.getenv("ESCROW_PASSWORD"); p != "" {
 		return p, nil
+	}
+	if k, err := o.recoveryKit(); err != nil || k != nil {
+		if err != nil {
+			return "", err
+		}
+		return k.Password, nil
 	}
 	f, ok := o.env.stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {

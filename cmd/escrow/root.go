@@ -32,6 +32,8 @@ owner holds, in a repository restic can also read.`,
 		newConfigCommand(g),
 		newAgentCommand(g),
 		newStatusCommand(g),
+		newKitCommand(g),
+		newKeyCommand(g),
 		newVersionCommand(g),
 	)
 	return root
