@@ -10,12 +10,14 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/escrow-backup/escrow/agent"
 	"github.com/escrow-backup/escrow/agent/config"
 	"github.com/escrow-backup/escrow/backup"
+	"github.com/escrow-backup/escrow/kit"
 	"github.com/escrow-backup/escrow/remote"
 	"github.com/escrow-backup/escrow/remote/s3"
 	"github.com/escrow-backup/escrow/repo"
@@ -146,6 +148,15 @@ func runAgentOnce(ctx context.Context, g *globalOptions, cfg *config.Config, log
 		}
 	}()
 	log.Info("agent started", "config", cfg.File, "repository", r.Backend().Location(), "sources", len(sources))
+	// Until the owner confirms the recovery kit is stored off this server,
+	// the escrow would die with the server: say so at start and daily.
+	remindCtx, stopRemind := context.WithCancel(ctx)
+	reminded := make(chan struct{})
+	go func() {
+		defer close(reminded)
+		kit.Remind(remindCtx, log, cfg.StateDir, r.Config().ID, 24*time.Hour)
+	}()
+	defer func() { stopRemind(); <-reminded }()
 	return a.Run(ctx)
 }
 
