@@ -27,9 +27,17 @@ func Stream(ctx context.Context, r *repo.Repository, rd io.Reader, filename stri
 	parts := strings.Split(strings.TrimPrefix(clean, "/"), "/")
 	start := opts.Now()
 	res := &Result{Summary: repo.Summary{BackupStart: start}}
+	avg := opts.ChunkAverage
+	if avg == 0 {
+		avg = chunk.DefaultAverage
+	}
+	sp, err := chunk.NewAverage(rd, r.Config().ChunkerPolynomial, avg)
+	if err != nil {
+		return nil, err
+	}
 	w := r.NewWriter(ctx)
 
-	content, size, err := saveStream(ctx, r, w, rd)
+	content, size, err := saveStream(ctx, w, sp)
 	if err != nil {
 		_ = w.Close(ctx)
 		return nil, err
@@ -70,8 +78,7 @@ func Stream(ctx context.Context, r *repo.Repository, rd io.Reader, filename stri
 	return res, nil
 }
 
-func saveStream(ctx context.Context, r *repo.Repository, w *repo.Writer, rd io.Reader) ([]repo.ID, uint64, error) {
-	sp := chunk.New(rd, r.Config().ChunkerPolynomial)
+func saveStream(ctx context.Context, w *repo.Writer, sp *chunk.Splitter) ([]repo.ID, uint64, error) {
 	buf := make([]byte, chunk.MaxSize)
 	content := []repo.ID{}
 	var size uint64
