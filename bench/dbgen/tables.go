@@ -71,10 +71,10 @@ var tables = []*table{
 
 // gen holds what every row depends on.
 type gen struct {
-	seed   uint64
+	seed    uint64
 	initial map[string]int // rows before any change round
-	base   time.Time
-	step   map[string]time.Duration // created_at spacing of consecutive ids
+	base    time.Time
+	step    map[string]time.Duration // created_at spacing of consecutive ids
 }
 
 func (g *gen) rand(t *table, id, version int) *rand.Rand {
