@@ -8,7 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"runtime"
 	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/escrow-backup/escrow/chunk"
 	"github.com/escrow-backup/escrow/repo"
@@ -37,7 +41,7 @@ func Stream(ctx context.Context, r *repo.Repository, rd io.Reader, filename stri
 	}
 	w := r.NewWriter(ctx)
 
-	content, size, err := saveStream(ctx, w, sp)
+	content, size, err := saveStream(ctx, w, sp, avg)
 	if err != nil {
 		_ = w.Close(ctx)
 		return nil, err
@@ -78,26 +82,81 @@ func Stream(ctx context.Context, r *repo.Repository, rd io.Reader, filename stri
 	return res, nil
 }
 
-func saveStream(ctx context.Context, w *repo.Writer, sp *chunk.Splitter) ([]repo.ID, uint64, error) {
-	buf := make([]byte, chunk.MaxSize)
+// saveStream cuts the stream into chunks in this goroutine, which alone
+// reads rd, and stores them from sealers: while one chunk is hashed,
+// compressed and encrypted, the next is read and cut, so a dump tool's
+// output flows on rather than waiting for each blob. Chunk buffers go round
+// a fixed set, so memory stays flat however long the stream.
+func saveStream(ctx context.Context, w *repo.Writer, sp *chunk.Splitter, avg int) ([]repo.ID, uint64, error) {
+	sealers := min(max(runtime.GOMAXPROCS(0), 1), 4)
+	// One buffer per sealer and one being cut. A buffer starts at 4 times
+	// the average, which holds 97% of chunks, and keeps what it grows to.
+	free := make(chan []byte, sealers+1)
+	for range sealers + 1 {
+		free <- make([]byte, 0, 4*avg)
+	}
+	type piece struct {
+		seq  int
+		data []byte
+	}
+	work := make(chan piece)
+	var mu sync.Mutex
 	content := []repo.ID{}
+	g, gctx := errgroup.WithContext(ctx)
+	for range sealers {
+		g.Go(func() error {
+			for p := range work {
+				id, _, err := w.SaveBlob(gctx, repo.DataBlob, p.data)
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				for len(content) <= p.seq {
+					content = append(content, repo.ID{})
+				}
+				content[p.seq] = id
+				mu.Unlock()
+				free <- p.data[:0]
+			}
+			return nil
+		})
+	}
+
 	var size uint64
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, 0, err
+	var readErr error
+	for seq := 0; ; seq++ {
+		var buf []byte
+		select {
+		case buf = <-free:
+		case <-gctx.Done():
+		}
+		if gctx.Err() != nil {
+			break // a sealer failed (its error is returned), or ctx ended
 		}
 		data, err := sp.Next(buf)
 		if errors.Is(err, io.EOF) {
-			return content, size, nil
+			break
 		}
 		if err != nil {
-			return nil, 0, fmt.Errorf("read input: %w", err)
+			readErr = fmt.Errorf("read input: %w", err)
+			break
 		}
-		id, _, err := w.SaveBlob(ctx, repo.DataBlob, data)
-		if err != nil {
-			return nil, 0, err
-		}
-		content = append(content, id)
 		size += uint64(len(data))
+		select {
+		case work <- piece{seq: seq, data: data}:
+		case <-gctx.Done():
+		}
 	}
+	close(work)
+	err := g.Wait()
+	if readErr != nil {
+		return nil, 0, readErr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return content, size, nil
 }
