@@ -11,7 +11,7 @@
 #   BENCH_SEED=1             site: data seed
 #   BENCH_PG_SCALE=20        pgbench: pgbench -i -s SCALE
 #   BENCH_PG_SECONDS=30      pgbench: pgbench -T SECONDS between the dumps
-#   BENCH_CHUNKS="16 64 128 1024"  average chunk sizes in KiB for the offline
+#   BENCH_CHUNKS="64 128 256 1024"  average chunk sizes in KiB for the offline
 #                            comparison on the saved dumps ("" skips it)
 #   BENCH_FIRST=escrow       which tool dumps first (escrow|restic)
 #   BENCH_KEEP=0             1: keep dumps, database and MinIO data
@@ -30,7 +30,7 @@ BENCH_DB_MB=${BENCH_DB_MB:-300}
 BENCH_SEED=${BENCH_SEED:-1}
 BENCH_PG_SCALE=${BENCH_PG_SCALE:-20}
 BENCH_PG_SECONDS=${BENCH_PG_SECONDS:-30}
-BENCH_CHUNKS=${BENCH_CHUNKS-16 64 128 1024}
+BENCH_CHUNKS=${BENCH_CHUNKS-64 128 256 1024}
 BENCH_FIRST=${BENCH_FIRST:-escrow}
 BENCH_KEEP=${BENCH_KEEP:-0}
 BENCH_STEP_TIMEOUT=${BENCH_STEP_TIMEOUT:-1800}
