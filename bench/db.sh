@@ -260,7 +260,7 @@ declare -A R # results, keyed "scenario.dump.tool.field"
 timed() {
 	local key=$1
 	shift
-	local out=$LOGS/$key.out tf=$LOGS/$key.time rc=0
+	local out=$LOGS/$key.out tf=$LOGS/$key.time rc=0 u s rss
 	sync
 	R[$key.load]=$(cut -d' ' -f1 /proc/loadavg)
 	/usr/bin/time -f '%e %U %S %M' -o "$tf" timeout -k 30 "$BENCH_STEP_TIMEOUT" "$@" >"$out" 2>"$LOGS/$key.err" || rc=$?
@@ -288,7 +288,7 @@ dump_round() {
 	timed "$k.file" bash -c "$DUMP_CMD"' >"$1"' _ "$file"
 	R[$k.bytes]=$(stat -c %s "$file")
 	timed "$k.devnull" bash -c "$DUMP_CMD"' >/dev/null'
-	local t before after
+	local t before after b0 d0 i0 s0 n0 b1 d1 i1 s1 n1
 	for t in "${TOOLS[@]}"; do
 		before=$(repo_sizes "$t")
 		case $t in
@@ -321,11 +321,12 @@ finish_scenario() {
 	local sc=$1
 	log "$sc: floor (diff -u | zstd -19)"
 	local d1=$DUMPS/$sc.1.sql d2=$DUMPS/$sc.2.sql
-	# diff exits 1 when the files differ.
-	R[$sc.diff_bytes]=$( (diff -u "$d1" "$d2" || [[ $? == 1 ]]) | tee >(wc -c >"$LOGS/$sc.diff.bytes") |
-		zstd -19 -T0 -q -c | wc -c)
-	R[$sc.floor]=${R[$sc.diff_bytes]}
-	R[$sc.diff_raw]=$(cat "$LOGS/$sc.diff.bytes")
+	local rc=0
+	diff -u "$d1" "$d2" >"$DUMPS/$sc.diff" || rc=$?
+	((rc <= 1)) || die "diff -u $d1 $d2 failed with status $rc" # 1: they differ
+	R[$sc.diff_raw]=$(stat -c %s "$DUMPS/$sc.diff")
+	R[$sc.floor]=$(zstd -19 -T0 -q -c "$DUMPS/$sc.diff" | wc -c)
+	rm -f "$DUMPS/$sc.diff"
 	if [[ -n $BENCH_CHUNKS ]]; then
 		log "$sc: chunk sizes $BENCH_CHUNKS KiB on the saved dumps"
 		timed "$sc.chunks" "$BIN/dbchunks" -dir "$DATA/chunks-$sc" -avg "${BENCH_CHUNKS// /,}" "$d1" "$d2"

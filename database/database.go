@@ -151,15 +151,16 @@ type Result struct {
 	Err      error
 }
 
-// DumpChunkAverage is the average chunk size dumps are split with: 128 KiB
-// (chunks of 64 KiB to 1 MiB, about 190 KiB on average), where files use
-// restic's 1 MiB. A day's scattered updates touch most 1.5 MiB chunks of a
-// dump but few of these, so a nightly dump of a site's database stores
-// 2.5 times less than at 1 MiB; the cost is an index 8 times larger per dump
-// byte (still about 0.1% of the dump) and 3-7% more bytes for data that
-// changes throughout, as small blobs compress less well. bench/db.sh
-// measures both; docs/databases.md has the numbers. Changing it makes the
-// next dump of every database share nothing with the dumps before it.
+// DumpChunkAverage is the average chunk size dumps are cut with: 128 KiB,
+// so chunks of 64 KiB to 1 MiB, about 190 KiB on average, where files use
+// restic's 1.5 MiB. A day's updates are rows scattered through the whole
+// dump, which touch most 1.5 MiB chunks but few of these: bench/db.sh
+// measured a nightly dump of a site-like database storing 2.4 times less
+// than at 1 MiB (0.4 times what restic stores). The costs are 8 times as
+// many index entries, and 2-11% more bytes when nearly every chunk changes,
+// as small blobs compress less well. docs/databases.md has the numbers.
+// Changing it makes the next dump of every database share nothing with
+// the dumps before it.
 const DumpChunkAverage = 128 << 10
 
 // Dump dumps the databases spec names, each into a snapshot of its own with
