@@ -88,9 +88,11 @@ func Stream(ctx context.Context, r *repo.Repository, rd io.Reader, filename stri
 // output flows on rather than waiting for each blob. Chunk buffers go round
 // a fixed set, so memory stays flat however long the stream.
 func saveStream(ctx context.Context, w *repo.Writer, sp *chunk.Splitter, avg int) ([]repo.ID, uint64, error) {
-	sealers := min(max(runtime.GOMAXPROCS(0), 1), 4)
 	// One buffer per sealer and one being cut. A buffer starts at 4 times
 	// the average, which holds 97% of chunks, and keeps what it grows to.
+	// The sealers' buffers stay within about 8 MiB: 2 sealers at the default
+	// average, up to 4 at smaller ones.
+	sealers := max(1, min(runtime.GOMAXPROCS(0), 4, (8<<20)/(4*avg)))
 	free := make(chan []byte, sealers+1)
 	for range sealers + 1 {
 		free <- make([]byte, 0, 4*avg)
