@@ -289,6 +289,19 @@ REPO_OBJECTS[escrow]=$(bucket_objects "$ESCROW_BUCKET")
 REPO_OBJECTS[restic]=$(bucket_objects "$RESTIC_BUCKET")
 RESTIC_CACHE_BYTES=$(du -sb "$RESTIC_CACHE" | awk '{print $1}')
 
+# Key derivation cost: scrypt's N, r, p from each repository's key file (its
+# JSON lies in plain text in MinIO's xl.meta). scrypt needs 128*N*r bytes
+# while a command unlocks the key, the floor of every step's peak RSS.
+# restic calibrates N and p to the machine's speed at init, so on a loaded
+# machine it may pick a cheaper key than on an idle one; escrow's is fixed.
+declare -A KDF KDF_MB
+for t in escrow restic; do
+	b=$ESCROW_BUCKET
+	[[ $t == restic ]] && b=$RESTIC_BUCKET
+	KDF[$t]=$(find "$MINIO_DATA/$b/keys" -name xl.meta -exec grep -aoh '"N":[0-9]*,"r":[0-9]*,"p":[0-9]*' {} + 2>/dev/null | head -1 || true)
+	KDF_MB[$t]=$(echo "${KDF[$t]}" | awk -F'[:,]' '{if ($2 > 0) printf "%.0f", 128 * $2 * $4 / 1048576; else print "?"}')
+done
+
 # --------------------------------------------------------------- report
 mb() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1e6}'; }
 div() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "n/a"}'; }
@@ -325,6 +338,11 @@ REPORT=$LOGS/results.txt
 	done
 	printf '  ratio   %8s\n' "$(div "${REPO_BYTES[escrow]}" "${REPO_BYTES[restic]}")"
 	echo "  (restic's local cache: $(mb "$RESTIC_CACHE_BYTES") MB, not counted)"
+	echo
+	echo "key derivation (scrypt; its memory is the floor of every step's rss):"
+	for t in escrow restic; do
+		printf '  %-7s %s: %s MiB\n' "$t" "${KDF[$t]:-unknown}" "${KDF_MB[$t]}"
+	done
 	echo
 	echo "what each tool said:"
 	for s in "${STEPS[@]}"; do
@@ -371,7 +389,8 @@ JSON=$LOGS/results.json
 	printf '\n  ],\n'
 	printf '  "repository_bytes": {"escrow": %d, "restic": %d},\n' "${REPO_BYTES[escrow]}" "${REPO_BYTES[restic]}"
 	printf '  "repository_objects": {"escrow": %d, "restic": %d},\n' "${REPO_OBJECTS[escrow]}" "${REPO_OBJECTS[restic]}"
-	printf '  "restic_cache_bytes": %d\n}\n' "$RESTIC_CACHE_BYTES"
+	printf '  "restic_cache_bytes": %d,\n' "$RESTIC_CACHE_BYTES"
+	printf '  "kdf_mib": {"escrow": %s, "restic": %s}\n}\n' "${KDF_MB[escrow]/\?/null}" "${KDF_MB[restic]/\?/null}"
 } >"$JSON"
 if [[ -n ${BENCH_JSON:-} ]]; then
 	cp "$JSON" "$BENCH_JSON"

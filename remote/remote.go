@@ -149,17 +149,54 @@ func LoadRange(ctx context.Context, b Backend, h Handle, offset, length int64) (
 	if br, ok := rd.(*bufferedReader); ok {
 		return br.data, nil
 	}
-	var data []byte
-	if length > 0 {
-		data = make([]byte, length)
-		_, err = io.ReadFull(rd, data)
-	} else {
-		data, err = io.ReadAll(rd)
-	}
+	data, err := readInto(rd, length, nil)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", h, err)
 	}
 	return data, nil
+}
+
+// LoadRangeInto is LoadRange reading into buf, reused when its capacity
+// suffices, so that a caller reading many ranges can keep one buffer.
+func LoadRangeInto(ctx context.Context, b Backend, h Handle, offset, length int64, buf []byte) ([]byte, error) {
+	if rb, ok := b.(*retryBackend); ok {
+		return rb.loadInto(ctx, h, offset, length, buf)
+	}
+	rd, err := b.Load(ctx, h, offset, length)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	data, err := readInto(rd, length, buf)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", h, err)
+	}
+	return data, nil
+}
+
+// readInto reads rd to its end into buf (reallocated if too small); with
+// length > 0, rd must hold exactly length bytes.
+func readInto(rd io.Reader, length int64, buf []byte) ([]byte, error) {
+	if length == 0 {
+		w := bytes.NewBuffer(buf[:0])
+		_, err := w.ReadFrom(rd)
+		return w.Bytes(), err
+	}
+	if int64(cap(buf)) < length {
+		buf = make([]byte, length)
+	}
+	buf = buf[:length]
+	if _, err := io.ReadFull(rd, buf); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("short read: %w", err)
+	}
+	var one [1]byte
+	if n, _ := rd.Read(one[:]); n > 0 {
+		return nil, fmt.Errorf("more than the %d bytes asked for", length)
+	}
+	return buf, nil
 }
 
 // bufferedReader is a Load result already read into memory.

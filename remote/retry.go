@@ -139,29 +139,34 @@ func (r *retryBackend) Save(ctx context.Context, h Handle, data []byte) error {
 // connection reset or a truncated body halfway through is retried too
 // rather than surfacing to a caller that has already consumed half the data.
 func (r *retryBackend) Load(ctx context.Context, h Handle, offset, length int64) (io.ReadCloser, error) {
+	data, err := r.loadInto(ctx, h, offset, length, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &bufferedReader{Reader: bytes.NewReader(data), data: data}, nil
+}
+
+// loadInto is Load into buf, which is reused when its capacity suffices.
+func (r *retryBackend) loadInto(ctx context.Context, h Handle, offset, length int64, buf []byte) ([]byte, error) {
 	var data []byte
 	err := r.do(ctx, "load "+h.String(), func() error {
 		rd, err := r.b.Load(ctx, h, offset, length)
 		if err != nil {
 			return err
 		}
-		buf, err := io.ReadAll(rd)
+		data, err = readInto(rd, length, buf)
 		if cerr := rd.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
-			return fmt.Errorf("load %s: read: %w", h, err)
+			return fmt.Errorf("load %s: %w", h, err)
 		}
-		if length > 0 && int64(len(buf)) != length {
-			return fmt.Errorf("load %s: short read: got %d of %d bytes", h, len(buf), length)
-		}
-		data = buf
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &bufferedReader{Reader: bytes.NewReader(data), data: data}, nil
+	return data, nil
 }
 
 func (r *retryBackend) Stat(ctx context.Context, h Handle) (FileInfo, error) {

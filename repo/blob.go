@@ -9,24 +9,62 @@ import (
 )
 
 // OpenBlob decrypts and decompresses one sealed blob and checks that its
-// plaintext hashes to its ID. The plaintext is appended to buf[:0].
+// plaintext hashes to its ID. The plaintext is written to buf[:0] when buf
+// is large enough (so callers can reuse one buffer), else to a new slice.
 func (r *Repository) OpenBlob(pb PackedBlob, sealed []byte, buf []byte) ([]byte, error) {
+	return r.openBlob(pb, sealed, buf, false)
+}
+
+// OpenBlobInPlace is OpenBlob for a caller that has no further use for
+// sealed: it is decrypted where it lies, and an uncompressed blob's
+// plaintext is returned inside it, leaving buf unused.
+func (r *Repository) OpenBlobInPlace(pb PackedBlob, sealed []byte, buf []byte) ([]byte, error) {
+	return r.openBlob(pb, sealed, buf, true)
+}
+
+func (r *Repository) openBlob(pb PackedBlob, sealed, buf []byte, inPlace bool) ([]byte, error) {
 	if len(sealed) != int(pb.Length) {
 		return nil, fmt.Errorf("%s in pack %s: %w: got %d bytes, want %d", pb.BlobHandle, pb.PackID.Str(), ErrCorrupt, len(sealed), pb.Length)
 	}
-	plain, err := r.key.Open(buf[:0], sealed)
+	corrupt := func(err error) error {
+		return fmt.Errorf("%s in pack %s: %w: %v", pb.BlobHandle, pb.PackID.Str(), ErrCorrupt, err)
+	}
+	var dst []byte // where the decrypted bytes go
+	switch {
+	case inPlace && len(sealed) >= overhead:
+		// Open writes the plaintext exactly over the ciphertext.
+		dst = sealed[ivSize:ivSize]
+	case pb.UncompressedLength == 0:
+		dst = buf[:0]
+	default:
+		zp, _ := r.zbufs.Get().(*[]byte)
+		if zp == nil {
+			zp = new([]byte)
+		}
+		defer r.zbufs.Put(zp)
+		if cap(*zp) < len(sealed) {
+			*zp = make([]byte, 0, len(sealed))
+		}
+		dst = (*zp)[:0]
+	}
+	plain, err := r.key.Open(dst, sealed)
 	if err != nil {
-		return nil, fmt.Errorf("%s in pack %s: %w: %v", pb.BlobHandle, pb.PackID.Str(), ErrCorrupt, err)
+		return nil, corrupt(err)
 	}
 	if pb.UncompressedLength != 0 {
-		out, err := r.codec.blobDec.DecodeAll(plain, make([]byte, 0, pb.UncompressedLength))
+		n := int(pb.UncompressedLength)
+		if cap(buf) < n {
+			buf = make([]byte, 0, n)
+		}
+		// The decoder stops at cap(dst), and never reallocates it.
+		out, err := r.codec.blobDec.DecodeAll(plain, buf[:0:n])
 		if err != nil {
-			return nil, fmt.Errorf("%s in pack %s: %w: decompress: %v", pb.BlobHandle, pb.PackID.Str(), ErrCorrupt, err)
+			return nil, corrupt(fmt.Errorf("decompress: %v", err))
 		}
-		if len(out) != int(pb.UncompressedLength) {
-			return nil, fmt.Errorf("%s in pack %s: %w: %d bytes after decompression, want %d", pb.BlobHandle, pb.PackID.Str(), ErrCorrupt, len(out), pb.UncompressedLength)
+		if len(out) != n {
+			return nil, fmt.Errorf("%s in pack %s: %w: %d bytes after decompression, want %d", pb.BlobHandle, pb.PackID.Str(), ErrCorrupt, len(out), n)
 		}
-		plain = out
+		plain = buf[:n] // with buf's whole capacity, for the caller to reuse
 	}
 	if Hash(plain) != pb.ID {
 		return nil, fmt.Errorf("%s in pack %s: %w: content does not match its ID", pb.BlobHandle, pb.PackID.Str(), ErrCorrupt)

@@ -14,7 +14,7 @@ import (
 
 var fastKDF = repo.Options{KDF: repo.KDFParams{N: 1024, R: 8, P: 1}}
 
-func newRepo(t *testing.T, opts repo.Options) (*repo.Repository, string) {
+func newRepo(t testing.TB, opts repo.Options) (*repo.Repository, string) {
 	t.Helper()
 	dir := t.TempDir() + "/repo"
 	be, err := local.Create(context.Background(), dir)

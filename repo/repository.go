@@ -50,9 +50,10 @@ type Options struct {
 }
 
 // DefaultPackSize balances request count against memory: a pack is held in
-// memory while it fills and while it uploads, and a restore reads up to a
-// pack at a time per worker. 8 MiB keeps a backup's memory near restic's on
-// a small server; the benchmark in bench/ measures both.
+// memory while it fills and while it uploads (a writer keeps Uploads+2 pack
+// buffers of PackSize plus an eighth), and a restore reads up to a pack at a
+// time per worker. 8 MiB keeps memory well below restic's on a small server;
+// the benchmark in bench/ measures both.
 const DefaultPackSize = 8 << 20
 
 func (o *Options) fill() {
@@ -83,6 +84,8 @@ type Repository struct {
 	codec *codec
 	idx   *Index
 	trees *treePackCache
+	// zbufs holds *[]byte scratch for decrypting compressed blobs.
+	zbufs sync.Pool
 	log   *slog.Logger
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -30,11 +31,20 @@ const maxUnpackedSize = 512 << 20
 // concurrent use through EncodeAll and DecodeAll.
 type codec struct {
 	enc *zstd.Encoder
-	dec *zstd.Decoder
+	// encoders is how many EncodeAll calls can run at once.
+	encoders int
+	dec      *zstd.Decoder
 	// blobDec never decodes past cap(dst): a blob's declared plaintext
 	// length bounds what a hostile or damaged blob can make us allocate.
 	blobDec *zstd.Decoder
 }
+
+// encoderWindow is the zstd window (how far back a match may reach) of
+// everything escrow compresses. Each encoder keeps a history buffer of
+// about twice the window, so a small window keeps encoders cheap enough to
+// have one per core; restic uses the same 512 KiB, and blobs average 1 MiB,
+// so a larger one gains little.
+const encoderWindow = 512 << 10
 
 func newCodec(level zstd.EncoderLevel) (*codec, error) {
 	return newCodecLimit(level, maxUnpackedSize)
@@ -43,7 +53,8 @@ func newCodec(level zstd.EncoderLevel) (*codec, error) {
 // newCodecLimit is newCodec with another bound on decoded sizes (tests use
 // a small one).
 func newCodecLimit(level zstd.EncoderLevel, maxDecoded uint64) (*codec, error) {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1))
+	n := min(runtime.GOMAXPROCS(0), 8)
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(n), zstd.WithWindowSize(encoderWindow))
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +66,7 @@ func newCodecLimit(level zstd.EncoderLevel, maxDecoded uint64) (*codec, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &codec{enc: enc, dec: dec, blobDec: blobDec}, nil
+	return &codec{enc: enc, encoders: n, dec: dec, blobDec: blobDec}, nil
 }
 
 func (c *codec) close() {

@@ -20,12 +20,19 @@ import (
 // uploader goroutines. Write order: a pack is uploaded before any index file
 // lists it, and Close writes the index before it returns, so a snapshot saved
 // after Close only references indexed blobs in stored packs.
+//
+// Memory: a blob is compressed into one of a few scratch buffers and
+// encrypted straight into its place in the pack, and pack buffers are reused
+// from a fixed set (one open pack per blob type plus one per upload), so a
+// backup allocates almost nothing per blob and its memory stays flat.
 type Writer struct {
 	r   *Repository
 	ctx context.Context // cancelled when an upload fails
 	g   *errgroup.Group
 
 	uploads chan *packer
+	bufs    *bufPool // pack buffers; waiting for one is the backpressure on callers
+	scratch *bufPool // compression output
 
 	mu        sync.Mutex
 	open      [3]*packer // indexed by BlobType
@@ -55,18 +62,37 @@ const (
 	indexEveryTime  = 2 * time.Minute
 )
 
+// packer is a pack being filled. Blobs are reserved in buf under Writer.mu
+// and encrypted into their place outside it; writes counts those still being
+// encrypted, and the uploader waits for them before sealing the pack. buf's
+// capacity always has room for the header of the blobs reserved so far, so
+// neither reserving nor sealing ever reallocates it.
 type packer struct {
-	typ   BlobType
-	buf   []byte
-	blobs []PackedBlob
+	typ    BlobType
+	buf    []byte
+	blobs  []PackedBlob
+	hdr    int // plaintext header size for blobs
+	writes sync.WaitGroup
+}
+
+// room reports whether a sealed blob of n bytes with a header entry of
+// entry bytes fits in p's buffer, header included, without taking the pack
+// past limit bytes. An empty pack takes any blob its buffer holds.
+func (p *packer) room(n, entry, limit int) bool {
+	size := len(p.buf) + n + p.hdr + entry + overhead + headerLengthSize
+	return size <= cap(p.buf) && (size <= limit || len(p.blobs) == 0)
 }
 
 // NewWriter starts the uploaders. Close (or Abort) must be called.
 func (r *Repository) NewWriter(ctx context.Context) *Writer {
 	g, gctx := errgroup.WithContext(ctx)
+	// One open pack per blob type (data and tree) and one per upload.
+	nbufs := r.opts.Uploads + 2
 	w := &Writer{
 		r: r, ctx: gctx, g: g,
-		uploads:   make(chan *packer),
+		uploads:   make(chan *packer, nbufs),
+		bufs:      newBufPool(nbufs),
+		scratch:   newBufPool(r.codec.encoders),
 		pending:   map[BlobHandle]struct{}{},
 		lastIndex: time.Now(),
 	}
@@ -81,6 +107,7 @@ func (w *Writer) Stats() *WriterStats { return &w.stats }
 
 // SaveBlob stores plaintext as a blob of type t unless the repository (or
 // this writer) already has it. It returns the blob's ID and whether it was new.
+// plaintext is not used after SaveBlob returns.
 func (w *Writer) SaveBlob(ctx context.Context, t BlobType, plaintext []byte) (ID, bool, error) {
 	id := Hash(plaintext)
 	h := BlobHandle{ID: id, Type: t}
@@ -96,50 +123,125 @@ func (w *Writer) SaveBlob(ctx context.Context, t BlobType, plaintext []byte) (ID
 	w.pending[h] = struct{}{}
 	w.mu.Unlock()
 
-	sealed, plainLen := w.r.sealBlob(plaintext)
-	pb := PackedBlob{BlobHandle: h, Length: uint32(len(sealed)), UncompressedLength: plainLen}
-
-	w.mu.Lock()
-	p := w.open[t]
-	if p == nil {
-		p = &packer{typ: t, buf: make([]byte, 0, w.r.opts.PackSize+len(sealed)+64<<10)}
-		w.open[t] = p
+	if err := w.save(ctx, h, plaintext); err != nil {
+		// Not stored: a later SaveBlob of the same content must not take
+		// it for a duplicate.
+		w.mu.Lock()
+		delete(w.pending, h)
+		w.mu.Unlock()
+		return id, false, err
 	}
-	pb.Offset = uint32(len(p.buf))
-	p.buf = append(p.buf, sealed...)
-	p.blobs = append(p.blobs, pb)
-	var full *packer
-	if len(p.buf) >= w.r.opts.PackSize {
-		full, w.open[t] = p, nil
-	}
-	w.mu.Unlock()
+	return id, true, nil
+}
 
-	if t == DataBlob {
+func (w *Writer) save(ctx context.Context, h BlobHandle, plaintext []byte) error {
+	z, err := w.scratch.get(ctx, w.ctx)
+	if err != nil {
+		return w.failure(err)
+	}
+	defer func() { w.scratch.put(z) }()
+	payload, plainLen := plaintext, uint32(0)
+	if w.r.compresses() && len(plaintext) > 0 {
+		enc := w.r.codec.enc
+		if bound := enc.MaxEncodedSize(len(plaintext)); cap(z) < bound {
+			z = make([]byte, 0, bound)
+		}
+		z = enc.EncodeAll(plaintext, z[:0])
+		if len(z) < len(plaintext) {
+			payload, plainLen = z, uint32(len(plaintext))
+		}
+	}
+	n := len(payload) + overhead
+	entry := entrySize
+	if plainLen != 0 {
+		entry = entrySizeZ
+	}
+	p, region, full, err := w.reserve(ctx, PackedBlob{BlobHandle: h, Length: uint32(n), UncompressedLength: plainLen}, entry)
+	if err != nil {
+		return err
+	}
+	w.r.key.Seal(region, payload)
+	p.writes.Done()
+
+	if h.Type == DataBlob {
 		w.stats.DataBlobs.Add(1)
 	} else {
 		w.stats.TreeBlobs.Add(1)
 	}
 	w.stats.DataAdded.Add(int64(len(plaintext)))
-	w.stats.DataAddedPacked.Add(int64(len(sealed)))
+	w.stats.DataAddedPacked.Add(int64(n))
 
 	if full != nil {
-		if err := w.send(ctx, full); err != nil {
-			return id, true, err
-		}
+		w.send(full)
 	}
-	return id, true, nil
+	return nil
 }
 
-func (w *Writer) send(ctx context.Context, p *packer) error {
-	select {
-	case w.uploads <- p:
-		return nil
-	case <-w.ctx.Done():
-		return w.failure(w.ctx.Err())
-	case <-ctx.Done():
-		return ctx.Err()
+// reserve finds room for blob pb in the open pack of its type, opening a
+// new pack when there is none or the blob does not fit. It returns the pack,
+// with one more write in progress, the empty slice (capacity pb.Length) to
+// encrypt the blob into, and the pack if this blob filled it.
+func (w *Writer) reserve(ctx context.Context, pb PackedBlob, entry int) (*packer, []byte, *packer, error) {
+	n := int(pb.Length)
+	for {
+		var full *packer
+		w.mu.Lock()
+		p := w.open[pb.Type]
+		if p != nil && !p.room(n, entry, w.packLimit()) {
+			full, p, w.open[pb.Type] = p, nil, nil
+		}
+		if p != nil {
+			off := len(p.buf)
+			p.buf = p.buf[:off+n]
+			region := p.buf[off : off : off+n]
+			pb.Offset = uint32(off)
+			p.blobs = append(p.blobs, pb)
+			p.hdr += entry
+			p.writes.Add(1)
+			if len(p.buf) >= w.r.opts.PackSize {
+				full, w.open[pb.Type] = p, nil
+			}
+			w.mu.Unlock()
+			return p, region, full, nil
+		}
+		w.mu.Unlock()
+
+		// Queue the full pack before waiting for a buffer: its upload is
+		// what frees one.
+		if full != nil {
+			w.send(full)
+		}
+		buf, err := w.bufs.get(ctx, w.ctx)
+		if err != nil {
+			return nil, nil, nil, w.failure(err)
+		}
+		w.mu.Lock()
+		if w.open[pb.Type] == nil {
+			size := max(w.packLimit(), n+entry+overhead+headerLengthSize)
+			if cap(buf) < size {
+				buf = make([]byte, 0, size)
+			}
+			w.open[pb.Type] = &packer{typ: pb.Type, buf: buf[:0]}
+			buf = nil
+		}
+		w.mu.Unlock()
+		if buf != nil {
+			w.bufs.put(buf) // another caller opened a pack meanwhile
+		}
 	}
 }
+
+// packLimit is the most a pack of several blobs may hold. Packs are cut
+// once they reach PackSize; the extra eighth lets most blobs that arrive
+// near the end still fit, and a blob that does not starts the next pack.
+// A blob bigger than the limit gets a pack (and a buffer) of its own size.
+func (w *Writer) packLimit() int { return w.r.opts.PackSize + w.r.opts.PackSize/8 }
+
+// send queues a full pack for upload. It never blocks: the queue has room
+// for every pack buffer, and each queued pack holds one. It never fails
+// either, so a blob that made it into a pack is never dropped by its caller
+// giving up while other callers go on (and deduplicate against it).
+func (w *Writer) send(p *packer) { w.uploads <- p }
 
 // failure returns the error that stopped the uploaders, rather than the bare
 // "context canceled" it caused.
@@ -150,23 +252,17 @@ func (w *Writer) failure(err error) error {
 	return err
 }
 
-// sealBlob compresses (when it pays) and encrypts a blob. It returns the
-// sealed bytes and the plaintext length if compressed, else 0.
-func (r *Repository) sealBlob(plaintext []byte) ([]byte, uint32) {
-	if r.cfg.Version >= 2 && r.opts.Compression != CompressionOff && len(plaintext) > 0 {
-		z := r.codec.enc.EncodeAll(plaintext, make([]byte, 0, len(plaintext)/2+64))
-		if len(z) < len(plaintext) {
-			return r.key.Seal(make([]byte, 0, len(z)+overhead), z), uint32(len(plaintext))
-		}
-	}
-	return r.key.Seal(make([]byte, 0, len(plaintext)+overhead), plaintext), 0
+// compresses reports whether blobs are compressed.
+func (r *Repository) compresses() bool {
+	return r.cfg.Version >= 2 && r.opts.Compression != CompressionOff
 }
 
-// seal finishes a pack: appends the encrypted header and its length.
+// seal finishes a pack: appends the encrypted header and its length, in
+// the room reserved for them.
 func (r *Repository) seal(p *packer) (ID, []byte) {
-	hdr := r.key.Seal(nil, encodeHeader(p.blobs))
-	p.buf = append(p.buf, hdr...)
-	p.buf = binary.LittleEndian.AppendUint32(p.buf, uint32(len(hdr)))
+	start := len(p.buf)
+	p.buf = r.key.Seal(p.buf, encodeHeader(p.blobs))
+	p.buf = binary.LittleEndian.AppendUint32(p.buf, uint32(len(p.buf)-start))
 	return Hash(p.buf), p.buf
 }
 
@@ -187,11 +283,17 @@ func (w *Writer) uploader() error {
 }
 
 func (w *Writer) upload(p *packer) error {
+	p.writes.Wait()
 	id, data := w.r.seal(p)
 	h := remote.Handle{Type: remote.PackFile, Name: id.String()}
 	if err := w.r.be.Save(w.ctx, h, data); err != nil {
+		// The buffer is not reused: the transport may still be reading it.
+		w.bufs.put(nil)
 		return fmt.Errorf("upload pack %s (%d bytes): %w", id.Str(), len(data), err)
 	}
+	// A stored object means the store has read all of data.
+	w.bufs.put(p.buf[:0])
+	p.buf = nil
 	w.stats.Packs.Add(1)
 	if w.afterPack != nil {
 		w.afterPack()
@@ -252,16 +354,13 @@ func (w *Writer) Close(ctx context.Context) error {
 	open := w.open
 	w.open = [3]*packer{}
 	w.mu.Unlock()
-	var err error
 	for _, p := range open {
-		if p != nil && err == nil {
-			err = w.send(ctx, p)
+		if p != nil {
+			w.send(p)
 		}
 	}
 	close(w.uploads)
-	if gerr := w.g.Wait(); gerr != nil && err == nil {
-		err = gerr
-	}
+	err := w.g.Wait()
 	// Index what did reach the store even when the run failed, so that the
 	// next run does not upload it again. Use a context that survives the
 	// cancellation that may have stopped us.
@@ -284,4 +383,49 @@ func (w *Writer) SaveTree(ctx context.Context, t *Tree) (ID, error) {
 	}
 	id, _, err := w.SaveBlob(ctx, TreeBlob, buf)
 	return id, err
+}
+
+// bufPool hands out up to a fixed number of reusable buffers and blocks
+// while all are in use. It gives out the most recently returned buffer
+// first, so a buffer is only allocated when that many are in use at once
+// and the buffers in use stay few and warm. Buffers start nil; their users
+// grow them as needed.
+type bufPool struct {
+	sem chan struct{} // one token per buffer handed out
+
+	mu   sync.Mutex
+	free [][]byte
+}
+
+func newBufPool(n int) *bufPool {
+	return &bufPool{sem: make(chan struct{}, n)}
+}
+
+// get waits for a buffer until either context ends.
+func (p *bufPool) get(ctx, wctx context.Context) ([]byte, error) {
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-wctx.Done():
+		return nil, wctx.Err()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		b := p.free[n-1]
+		p.free = p.free[:n-1]
+		return b, nil
+	}
+	return nil, nil
+}
+
+// put returns a buffer taken with get, or nil to drop it.
+func (p *bufPool) put(b []byte) {
+	if b != nil {
+		p.mu.Lock()
+		p.free = append(p.free, b)
+		p.mu.Unlock()
+	}
+	<-p.sem
 }

@@ -25,6 +25,8 @@ type blobUse struct {
 type packPlan struct {
 	id    repo.ID
 	blobs map[repo.ID]*wanted
+	// start and end bound the blobs wanted: the range read from the pack.
+	start, end int64
 }
 
 type wanted struct {
@@ -62,9 +64,11 @@ func (rs *restorer) restoreFiles(ctx context.Context) error {
 		for _, pb := range f.blobs {
 			p := packs[pb.PackID]
 			if p == nil {
-				p = &packPlan{id: pb.PackID, blobs: map[repo.ID]*wanted{}}
+				p = &packPlan{id: pb.PackID, blobs: map[repo.ID]*wanted{}, start: int64(pb.Offset)}
 				packs[pb.PackID] = p
 			}
+			p.start = min(p.start, int64(pb.Offset))
+			p.end = max(p.end, int64(pb.Offset)+int64(pb.Length))
 			w := p.blobs[pb.ID]
 			if w == nil {
 				w = &wanted{pb: pb}
@@ -75,16 +79,32 @@ func (rs *restorer) restoreFiles(ctx context.Context) error {
 		}
 	}
 	order := make([]*packPlan, 0, len(packs))
+	var sizes bufSizes
 	for _, p := range packs {
 		order = append(order, p)
+		sizes.data = max(sizes.data, p.end-p.start)
+		for _, w := range p.blobs {
+			if w.pb.UncompressedLength != 0 {
+				sizes.plain = max(sizes.plain, int64(w.pb.UncompressedLength))
+			}
+		}
 	}
 	sort.Slice(order, func(i, j int) bool { return order[i].id.String() < order[j].id.String() })
 
+	// Each worker has its buffers, sized for the largest range and blob,
+	// and reuses them from pack to pack: a restore allocates about
+	// nothing per pack.
+	bufs := make(chan *packBufs, rs.opts.Workers)
+	for range rs.opts.Workers {
+		bufs <- &packBufs{sizes: sizes}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(rs.opts.Workers)
 	for _, p := range order {
 		g.Go(func() error {
-			rs.restorePack(gctx, p)
+			b := <-bufs
+			rs.restorePack(gctx, p, b)
+			bufs <- b
 			return gctx.Err()
 		})
 	}
@@ -114,17 +134,41 @@ func (rs *restorer) createPartial(f *fileEntry) error {
 	return fh.Close()
 }
 
+// packBufs are one worker's buffers: the range read from a pack, in which
+// blobs are decrypted, and a compressed blob's plaintext. They are allocated
+// when first needed, at the sizes the plan needs at most.
+type packBufs struct {
+	sizes       bufSizes
+	data, plain []byte
+}
+
+type bufSizes struct {
+	data, plain int64
+}
+
+func (b *packBufs) dataBuf() []byte {
+	if b.data == nil {
+		b.data = make([]byte, 0, b.sizes.data)
+	}
+	return b.data
+}
+
+func (b *packBufs) plainBuf() []byte {
+	if b.plain == nil && b.sizes.plain > 0 {
+		b.plain = make([]byte, 0, b.sizes.plain)
+	}
+	return b.plain
+}
+
 // restorePack downloads the wanted part of one pack in one request and
 // writes each blob to every place that needs it.
-func (rs *restorer) restorePack(ctx context.Context, p *packPlan) {
+func (rs *restorer) restorePack(ctx context.Context, p *packPlan, bufs *packBufs) {
 	list := make([]*wanted, 0, len(p.blobs))
 	for _, w := range p.blobs {
 		list = append(list, w)
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].pb.Offset < list[j].pb.Offset })
-	start := int64(list[0].pb.Offset)
-	last := list[len(list)-1].pb
-	end := int64(last.Offset) + int64(last.Length)
+	start, end := p.start, p.end
 
 	failAll := func(err error) {
 		for _, w := range list {
@@ -136,7 +180,7 @@ func (rs *restorer) restorePack(ctx context.Context, p *packPlan) {
 			}
 		}
 	}
-	data, err := remote.LoadRange(ctx, rs.r.Backend(), remote.Handle{Type: remote.PackFile, Name: p.id.String()}, start, end-start)
+	data, err := remote.LoadRangeInto(ctx, rs.r.Backend(), remote.Handle{Type: remote.PackFile, Name: p.id.String()}, start, end-start, bufs.dataBuf())
 	if err == nil && int64(len(data)) != end-start {
 		err = fmt.Errorf("got %d bytes, want %d", len(data), end-start)
 	}
@@ -144,20 +188,22 @@ func (rs *restorer) restorePack(ctx context.Context, p *packPlan) {
 		failAll(fmt.Errorf("read pack %s: %w", p.id.Str(), err))
 		return
 	}
-	var plain []byte
 	for _, w := range list {
 		off := int64(w.pb.Offset) - start
-		plain, err = rs.r.OpenBlob(w.pb, data[off:off+int64(w.pb.Length)], plain)
+		// Each blob is read once: it can be decrypted where it lies.
+		plain, err := rs.r.OpenBlobInPlace(w.pb, data[off:off+int64(w.pb.Length)], bufs.plainBuf())
 		for _, u := range w.uses {
 			if u.file.failed.Load() {
 				continue
 			}
-			if err == nil {
-				err = writeAt(partialName(u.file.path), plain, u.offset)
+			// A failed write fails that file only, not the blob's other uses.
+			werr := err
+			if werr == nil {
+				werr = writeAt(partialName(u.file.path), plain, u.offset)
 			}
-			if err != nil {
+			if werr != nil {
 				u.file.failed.Store(true)
-				rs.fail(u.file.path, err)
+				rs.fail(u.file.path, werr)
 				_ = os.Remove(partialName(u.file.path))
 				continue
 			}
@@ -166,7 +212,6 @@ func (rs *restorer) restorePack(ctx context.Context, p *packPlan) {
 				rs.finish(u.file)
 			}
 		}
-		err = nil
 	}
 }
 

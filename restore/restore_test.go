@@ -6,11 +6,13 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/escrow-backup/escrow/backup"
+	"github.com/escrow-backup/escrow/remote"
 	"github.com/escrow-backup/escrow/remote/local"
 	"github.com/escrow-backup/escrow/repo"
 	"github.com/escrow-backup/escrow/restore"
@@ -191,3 +193,79 @@ func TestIncludeOnlyRestoresSelection(t *testing.T) {
 		t.Fatal("include of a missing path succeeded")
 	}
 }
+
+// TestRestoreAllocatesLittlePerPack keeps a restore's memory flat: each
+// worker reads its packs into one buffer, decrypts blobs there and
+// decompresses into one more, so restoring allocates far less than it
+// writes (it used to allocate several times as much).
+func TestRestoreAllocatesLittlePerPack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("backs up and restores 24 MiB")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rnd := rand.New(rand.NewSource(2))
+	const files, size = 4, 6 << 20
+	for i := range files {
+		data := make([]byte, size)
+		for j := range data {
+			data[j] = 'a' + byte(rnd.Intn(16)) // compresses to about half
+		}
+		if err := os.WriteFile(filepath.Join(src, "f"+string(rune('0'+i))), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	be, err := local.Create(ctx, filepath.Join(dir, "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The retry layer, as the command line uses: it reads whole ranges.
+	r, err := repo.Init(ctx, remote.WithRetry(be, remote.RetryOptions{}), "pw", repo.Options{KDF: repo.KDFParams{N: 1024, R: 8, P: 1}, PackSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	res, err := backup.Files(ctx, r, backup.Options{Paths: []string{src}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The workers' buffers: the largest pack and the largest blob each
+	// (chunk boundaries, and so these, depend on the random polynomial).
+	const workers = 2
+	var maxPack, maxBlob uint64
+	for _, size := range r.Index().Packs() {
+		maxPack = max(maxPack, uint64(size))
+	}
+	for i := range files {
+		n, err := r.FindNode(ctx, res.Snapshot, filepath.Join(src, "f"+string(rune('0'+i))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range n.Content {
+			pb, _ := r.Index().Lookup(repo.BlobHandle{ID: id, Type: repo.DataBlob})
+			maxBlob = max(maxBlob, uint64(pb.PlainLength()))
+		}
+	}
+	buffers := workers * (maxPack + maxBlob)
+
+	target := t.TempDir()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	if _, err := restore.Run(ctx, r, res.Snapshot, restore.Options{Target: target, Workers: workers}); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	sameFiles(t, src, filepath.Join(target, src))
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("restoring %d MiB allocated %.1f MiB, %.1f MiB of them the workers' buffers at most", files*size>>20, mib(alloc), mib(buffers))
+	if alloc > buffers+files*size/4 {
+		t.Errorf("restoring %d MiB allocated %.1f MiB, want at most the buffers (%.1f MiB) and a quarter of that", files*size>>20, mib(alloc), mib(buffers))
+	}
+}
+
+func mib(n uint64) float64 { return float64(n) / (1 << 20) }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -190,6 +191,7 @@ func openAgentRepo(ctx context.Context, g *globalOptions, cfg *config.Config, lo
 		}
 		return nil, err
 	}
+	debug.FreeOSMemory() // scrypt's memory, as in openRepo
 	return r, nil
 }
 

@@ -9,13 +9,25 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// gcPercent replaces the collector's default GOGC of 100 unless GOGC is
+// set. escrow's big buffers (packs, chunks, ranges) are reused rather than
+// reallocated, so what it allocates between collections is small, pointer-
+// light garbage: collecting at half the live heap instead of all of it
+// costs a few milliseconds of CPU per backup and cuts the peak memory by a
+// third (bench/ measures both).
+const gcPercent = 50
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], env{
 		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
@@ -35,6 +47,10 @@ type env struct {
 
 // run executes one command line and returns the process exit code.
 func run(ctx context.Context, args []string, e env) int {
+	if path := e.getenv(memDebugEnv); path != "" {
+		d := startMemDebug(path, e.stderr)
+		defer d.stop()
+	}
 	root := newRootCommand(e)
 	root.SetArgs(args)
 	root.SetIn(e.stdin)
