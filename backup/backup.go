@@ -60,6 +60,12 @@ type Options struct {
 	// SkipUnchanged saves no snapshot when the tree is the parent's (and
 	// nothing was unreadable); Result.Unchanged then says so.
 	SkipUnchanged bool
+
+	// ChunkAverage is the average chunk size of Stream (see
+	// chunk.NewAverage); 0 means chunk.DefaultAverage. A stream deduplicates
+	// only against streams chunked with the same average, so a caller keeps
+	// it fixed for a given source. Files always use the default.
+	ChunkAverage int
 }
 
 // Changes tells which directories may differ from the parent snapshot.

@@ -6,11 +6,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -20,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/escrow-backup/escrow/backup"
+	"github.com/escrow-backup/escrow/chunk"
 	"github.com/escrow-backup/escrow/internal/testenv"
 	"github.com/escrow-backup/escrow/remote/local"
 	"github.com/escrow-backup/escrow/repo"
@@ -92,7 +95,7 @@ func TestResticReadsEscrowBackups(t *testing.T) {
 	stream := make([]byte, 5<<20)
 	fillRandom(stream, 5)
 	copy(stream, "-- escrow interop dump\n")
-	streamed := backupStream(t, repoDir, stream, "databases/shop.sql")
+	streamed := backupStream(t, repoDir, stream, "databases/shop.sql", 0)
 
 	rc := resticCmd{t: t, bin: restic, repo: repoDir}
 	if out := rc.run("check", "--read-data"); !strings.Contains(string(out), "no errors were found") {
@@ -135,6 +138,71 @@ func TestResticReadsEscrowBackups(t *testing.T) {
 	dumped := rc.run("dump", "--path", "/databases/shop.sql", "latest", "/databases/shop.sql")
 	if !bytes.Equal(dumped, stream) {
 		t.Errorf("restic dump returned %d bytes that differ from the %d streamed", len(dumped), len(stream))
+	}
+}
+
+// Database dumps are streamed in smaller chunks than files: restic must
+// check, list and dump such snapshots like any other, and a small edit must
+// store only the few chunks around it.
+func TestResticReadsSmallChunkStreams(t *testing.T) {
+	restic := testenv.RequireBinary(t, "restic")
+	ctx := context.Background()
+	repoDir := filepath.Join(t.TempDir(), "repo")
+	be, err := local.Create(ctx, repoDir)
+	mustDo(t, err)
+	r, err := repo.Init(ctx, be, interopPassword, repo.Options{KDF: fastKDF})
+	mustDo(t, err)
+	r.Close()
+
+	// SQL-like text, so that blobs are compressed as a dump's are.
+	var b bytes.Buffer
+	rnd := rand.New(rand.NewPCG(7, 7))
+	b.WriteString("-- escrow small-chunk interop dump\n")
+	for i := 0; b.Len() < 3<<20; i++ {
+		fmt.Fprintf(&b, "INSERT INTO orders VALUES (%d,'customer%d@example.com',%d.%02d,'%s');\n",
+			i, rnd.IntN(5000), rnd.IntN(500), rnd.IntN(100), strings.Repeat("shipped ", 1+rnd.IntN(6)))
+	}
+	dump := b.Bytes()
+	// A line inserted in the middle, a row appended at the end.
+	mid := len(dump)/2 + bytes.IndexByte(dump[len(dump)/2:], '\n') + 1
+	edited := slices.Concat(dump[:mid], []byte("UPDATE orders SET status='refunded' WHERE id=7;\n"), dump[mid:],
+		[]byte("INSERT INTO orders VALUES (999999,'new@example.com',1.00,'new');\n"))
+
+	type saved struct {
+		name          string
+		first, second *backup.Result
+	}
+	var all []saved
+	for _, avg := range []int{chunk.MinAverage, 64 << 10} {
+		s := saved{name: fmt.Sprintf("databases/avg%d.sql", avg)}
+		s.first = backupStream(t, repoDir, dump, s.name, avg)
+		// Chunks are about 1.5 times the average: far more blobs than the
+		// default's three.
+		if n := s.first.Summary.DataBlobs; n < len(dump)/(3*avg) {
+			t.Errorf("average %d: the dump made %d blobs, want about %d", avg, n, len(dump)*2/(3*avg))
+		}
+		s.second = backupStream(t, repoDir, edited, s.name, avg)
+		if n := s.second.Summary.DataBlobs; n < 2 || n > 4 {
+			t.Errorf("average %d: the edited dump added %d blobs, want 2 to 4 (the row's chunk and the end)", avg, n)
+		}
+		all = append(all, s)
+	}
+
+	rc := resticCmd{t: t, bin: restic, repo: repoDir}
+	if out := rc.run("check", "--read-data"); !strings.Contains(string(out), "no errors were found") {
+		t.Fatalf("restic check --read-data did not report success:\n%s", out)
+	}
+	for _, s := range all {
+		for _, v := range []struct {
+			res  *backup.Result
+			want []byte
+		}{{s.first, dump}, {s.second, edited}} {
+			got := rc.run("dump", v.res.Snapshot.ID.String(), "/"+s.name)
+			if !bytes.Equal(got, v.want) {
+				t.Errorf("restic dump of %s (snapshot %s): %d bytes that differ from the %d streamed",
+					s.name, v.res.Snapshot.ID.Str(), len(got), len(v.want))
+			}
+		}
 	}
 }
 
@@ -198,7 +266,9 @@ func backupTree(t *testing.T, repoDir, src string) *backup.Result {
 	return res
 }
 
-func backupStream(t *testing.T, repoDir string, data []byte, name string) *backup.Result {
+// backupStream streams data as name, chunked at average avg (0: the
+// default).
+func backupStream(t *testing.T, repoDir string, data []byte, name string, avg int) *backup.Result {
 	t.Helper()
 	ctx := context.Background()
 	r := openRepo(t, repoDir)
@@ -206,7 +276,7 @@ func backupStream(t *testing.T, repoDir string, data []byte, name string) *backu
 	if err := r.LoadIndex(ctx); err != nil {
 		t.Fatal(err)
 	}
-	res, err := backup.Stream(ctx, r, bytes.NewReader(data), name, backup.Options{Host: interopHost})
+	res, err := backup.Stream(ctx, r, bytes.NewReader(data), name, backup.Options{Host: interopHost, ChunkAverage: avg})
 	if err != nil {
 		t.Fatalf("stream backup: %v", err)
 	}

@@ -8,7 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"runtime"
 	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/escrow-backup/escrow/chunk"
 	"github.com/escrow-backup/escrow/repo"
@@ -27,9 +31,17 @@ func Stream(ctx context.Context, r *repo.Repository, rd io.Reader, filename stri
 	parts := strings.Split(strings.TrimPrefix(clean, "/"), "/")
 	start := opts.Now()
 	res := &Result{Summary: repo.Summary{BackupStart: start}}
+	avg := opts.ChunkAverage
+	if avg == 0 {
+		avg = chunk.DefaultAverage
+	}
+	sp, err := chunk.NewAverage(rd, r.Config().ChunkerPolynomial, avg)
+	if err != nil {
+		return nil, err
+	}
 	w := r.NewWriter(ctx)
 
-	content, size, err := saveStream(ctx, r, w, rd)
+	content, size, err := saveStream(ctx, w, sp, avg)
 	if err != nil {
 		_ = w.Close(ctx)
 		return nil, err
@@ -70,27 +82,83 @@ func Stream(ctx context.Context, r *repo.Repository, rd io.Reader, filename stri
 	return res, nil
 }
 
-func saveStream(ctx context.Context, r *repo.Repository, w *repo.Writer, rd io.Reader) ([]repo.ID, uint64, error) {
-	sp := chunk.New(rd, r.Config().ChunkerPolynomial)
-	buf := make([]byte, chunk.MaxSize)
+// saveStream cuts the stream into chunks in this goroutine, which alone
+// reads rd, and stores them from sealers: while one chunk is hashed,
+// compressed and encrypted, the next is read and cut, so a dump tool's
+// output flows on rather than waiting for each blob. Chunk buffers go round
+// a fixed set, so memory stays flat however long the stream.
+func saveStream(ctx context.Context, w *repo.Writer, sp *chunk.Splitter, avg int) ([]repo.ID, uint64, error) {
+	// One buffer per sealer and one being cut. A buffer starts at 4 times
+	// the average, which holds 97% of chunks, and keeps what it grows to.
+	// The sealers' buffers stay within about 8 MiB: 2 sealers at the default
+	// average, up to 4 at smaller ones.
+	sealers := max(1, min(runtime.GOMAXPROCS(0), 4, (8<<20)/(4*avg)))
+	free := make(chan []byte, sealers+1)
+	for range sealers + 1 {
+		free <- make([]byte, 0, 4*avg)
+	}
+	type piece struct {
+		seq  int
+		data []byte
+	}
+	work := make(chan piece)
+	var mu sync.Mutex
 	content := []repo.ID{}
+	g, gctx := errgroup.WithContext(ctx)
+	for range sealers {
+		g.Go(func() error {
+			for p := range work {
+				id, _, err := w.SaveBlob(gctx, repo.DataBlob, p.data)
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				for len(content) <= p.seq {
+					content = append(content, repo.ID{})
+				}
+				content[p.seq] = id
+				mu.Unlock()
+				free <- p.data[:0]
+			}
+			return nil
+		})
+	}
+
 	var size uint64
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, 0, err
+	var readErr error
+	for seq := 0; ; seq++ {
+		var buf []byte
+		select {
+		case buf = <-free:
+		case <-gctx.Done():
+		}
+		if gctx.Err() != nil {
+			break // a sealer failed (its error is returned), or ctx ended
 		}
 		data, err := sp.Next(buf)
 		if errors.Is(err, io.EOF) {
-			return content, size, nil
+			break
 		}
 		if err != nil {
-			return nil, 0, fmt.Errorf("read input: %w", err)
+			readErr = fmt.Errorf("read input: %w", err)
+			break
 		}
-		id, _, err := w.SaveBlob(ctx, repo.DataBlob, data)
-		if err != nil {
-			return nil, 0, err
-		}
-		content = append(content, id)
 		size += uint64(len(data))
+		select {
+		case work <- piece{seq: seq, data: data}:
+		case <-gctx.Done():
+		}
 	}
+	close(work)
+	err := g.Wait()
+	if readErr != nil {
+		return nil, 0, readErr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return content, size, nil
 }

@@ -6,13 +6,28 @@ import (
 	"io"
 	"math/rand"
 	"testing"
+
+	"github.com/restic/chunker"
 )
 
 const testPol = Polynomial(0x3DA3358B4DC173)
 
 func split(t *testing.T, data []byte) [][]byte {
 	t.Helper()
-	s := New(bytes.NewReader(data), testPol)
+	return splitAverage(t, data, DefaultAverage)
+}
+
+func splitAverage(t *testing.T, data []byte, average int) [][]byte {
+	t.Helper()
+	s, err := NewAverage(bytes.NewReader(data), testPol, average)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return drain(t, s)
+}
+
+func drain(t *testing.T, s *Splitter) [][]byte {
+	t.Helper()
 	buf := make([]byte, MaxSize)
 	var out [][]byte
 	for {
@@ -72,6 +87,96 @@ func TestInsertionKeepsLaterChunks(t *testing.T) {
 	}
 	if shared < len(after)-2 {
 		t.Fatalf("only %d of %d chunks shared after a small insertion", shared, len(after))
+	}
+}
+
+// Every average cuts within its bounds, about 1.5 times the average apart,
+// and at a smaller average an insertion disturbs less of the stream.
+func TestAverages(t *testing.T) {
+	data := make([]byte, 8<<20)
+	rand.New(rand.NewSource(4)).Read(data)
+	edited := append(append(append([]byte(nil), data[:5<<20]...), []byte("one row updated")...), data[5<<20:]...)
+	// The default average is restic's, checked below; 8 MiB are too few of
+	// its chunks for a mean.
+	for _, avg := range []int{MinAverage, 16 << 10, 64 << 10, 128 << 10} {
+		chunks := splitAverage(t, data, avg)
+		if got := bytes.Join(chunks, nil); !bytes.Equal(got, data) {
+			t.Fatalf("average %d: reassembled %d bytes differ", avg, len(got))
+		}
+		for i, c := range chunks {
+			if len(c) > 8*avg || (i < len(chunks)-1 && len(c) < avg/2) {
+				t.Fatalf("average %d: chunk %d has %d bytes, outside [%d, %d]", avg, i, len(c), avg/2, 8*avg)
+			}
+		}
+		mean := float64(len(data)) / float64(len(chunks))
+		if mean < 1.2*float64(avg) || mean > 1.8*float64(avg) {
+			t.Errorf("average %d: %d chunks, %.0f bytes on average, want about %d", avg, len(chunks), mean, avg*3/2)
+		}
+		seen := map[string]bool{}
+		for _, c := range chunks {
+			seen[string(c)] = true
+		}
+		var fresh int
+		for _, c := range splitAverage(t, edited, avg) {
+			if !seen[string(c)] {
+				fresh += len(c)
+			}
+		}
+		// The chunk holding the insertion, perhaps its neighbour.
+		if fresh > 2*8*avg {
+			t.Errorf("average %d: an insertion made %d bytes of new chunks", avg, fresh)
+		}
+	}
+}
+
+func TestAverageRejected(t *testing.T) {
+	for _, avg := range []int{0, -1, MinAverage / 2, 3 << 10, 96 << 10, 2 * DefaultAverage} {
+		if _, err := NewAverage(nil, testPol, avg); err == nil {
+			t.Errorf("average %d accepted", avg)
+		}
+	}
+}
+
+// The default splitter is restic's: files cut as restic cuts them.
+func TestDefaultIsRestics(t *testing.T) {
+	data := make([]byte, 12<<20)
+	rand.New(rand.NewSource(5)).Read(data)
+	var want [][]byte
+	c := chunker.New(bytes.NewReader(data), testPol)
+	buf := make([]byte, chunker.MaxSize)
+	for {
+		ch, err := c.Next(buf)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, append([]byte(nil), ch.Data...))
+	}
+	got := drain(t, New(bytes.NewReader(data), testPol))
+	if len(got) != len(want) {
+		t.Fatalf("%d chunks, restic's chunker makes %d", len(got), len(want))
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("chunk %d differs from restic's", i)
+		}
+	}
+}
+
+// Reset keeps the splitter's average.
+func TestResetKeepsAverage(t *testing.T) {
+	data := make([]byte, 4<<20)
+	rand.New(rand.NewSource(6)).Read(data)
+	s, err := NewAverage(bytes.NewReader(data), testPol, 16<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := len(drain(t, s))
+	s.Reset(bytes.NewReader(data), testPol)
+	if again := len(drain(t, s)); again != first || first < 100 {
+		t.Fatalf("%d chunks before Reset, %d after", first, again)
 	}
 }
 

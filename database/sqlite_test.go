@@ -219,3 +219,29 @@ exec `+real+` "$@"
 		t.Errorf("a failed dump left its copy: %v", left)
 	}
 }
+
+// Dumps are cut at DumpChunkAverage, finer than files: a row updated in a
+// dump of several MB stores one small chunk or two, not a megabyte.
+func TestDBDumpChunks(t *testing.T) {
+	testenv.RequireBinary(t, "sqlite3")
+	r := newRepo(t)
+	src := filepath.Join(t.TempDir(), "big.sqlite")
+	sqlite(t, src, `CREATE TABLE rows (id INTEGER PRIMARY KEY, v TEXT NOT NULL);
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 40000)
+  INSERT INTO rows SELECT i, hex(randomblob(40)) FROM n;`)
+	spec := database.Spec{Type: database.SQLite, Path: src}
+	first := dump(t, r, spec, database.Options{})[0]
+	node, err := r.FindNode(context.Background(), first.Snapshot, first.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int(first.Bytes) / (3 * database.DumpChunkAverage); len(node.Content) < want {
+		t.Errorf("a %d-byte dump is %d blobs, want at least %d", first.Bytes, len(node.Content), want)
+	}
+
+	sqlite(t, src, "UPDATE rows SET v = 'updated' WHERE id = 20000")
+	second := dump(t, r, spec, database.Options{})[0]
+	if s := second.Snapshot.Summary; s.DataBlobs > 3 || s.DataAdded > 3*8*database.DumpChunkAverage {
+		t.Errorf("one row updated in %d bytes stored %d blobs, %d bytes", second.Bytes, s.DataBlobs, s.DataAdded)
+	}
+}

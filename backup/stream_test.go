@@ -1,0 +1,138 @@
+package backup_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/escrow-backup/escrow/backup"
+	"github.com/escrow-backup/escrow/chunk"
+	"github.com/escrow-backup/escrow/remote/local"
+	"github.com/escrow-backup/escrow/repo"
+)
+
+func newStreamRepo(t *testing.T) *repo.Repository {
+	t.Helper()
+	ctx := context.Background()
+	be, err := local.Create(ctx, filepath.Join(t.TempDir(), "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Init(ctx, be, "stream test", repo.Options{KDF: repo.KDFParams{N: 1024, R: 8, P: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// dumpLike returns n bytes of SQL-like text, the same for the same seed.
+func dumpLike(n int, seed uint64) []byte {
+	var b bytes.Buffer
+	rnd := rand.New(rand.NewPCG(seed, seed))
+	for i := 0; b.Len() < n; i++ {
+		fmt.Fprintf(&b, "INSERT INTO t VALUES (%d,%d,'%s');\n", i, rnd.IntN(1e6), strings.Repeat("x", rnd.IntN(80)))
+	}
+	return b.Bytes()[:n]
+}
+
+// A stream comes back byte for byte, in as many blobs as its average makes,
+// whichever sealer stored which chunk.
+func TestStreamRoundTrip(t *testing.T) {
+	for _, avg := range []int{0, chunk.MinAverage, 64 << 10} {
+		t.Run(fmt.Sprint(avg), func(t *testing.T) {
+			ctx := context.Background()
+			r := newStreamRepo(t)
+			data := dumpLike(3<<20+17, 1)
+			res, err := backup.Stream(ctx, r, bytes.NewReader(data), "databases/t.sql", backup.Options{ChunkAverage: avg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			node, err := r.FindNode(ctx, res.Snapshot, "/databases/t.sql")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []byte
+			for _, id := range node.Content {
+				blob, err := r.LoadBlob(ctx, repo.BlobHandle{ID: id, Type: repo.DataBlob}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, blob...)
+			}
+			if !bytes.Equal(got, data) || node.Size != uint64(len(data)) {
+				t.Fatalf("read back %d bytes (size %d) that differ from the %d streamed", len(got), node.Size, len(data))
+			}
+			want := 1 // the default's minimum is more than half the stream
+			if avg > 0 {
+				want = len(data) / (3 * avg)
+			}
+			if n := len(node.Content); n < want {
+				t.Errorf("%d blobs, want at least %d", n, want)
+			}
+		})
+	}
+}
+
+// failingReader returns data, then err instead of the end; before failing
+// it calls hook, if any.
+type failingReader struct {
+	rd   io.Reader
+	err  error
+	hook func()
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	n, err := f.rd.Read(p)
+	if errors.Is(err, io.EOF) {
+		if f.hook != nil {
+			f.hook()
+		}
+		return n, f.err
+	}
+	return n, err
+}
+
+// A stream that fails, or is cancelled, before its end saves no snapshot.
+func TestStreamFailureSavesNothing(t *testing.T) {
+	broken := errors.New("dump tool exited with status 2")
+	for _, tc := range []struct {
+		name   string
+		avg    int
+		cancel bool
+		want   error
+		msg    string
+	}{
+		{name: "read error", avg: 64 << 10, want: broken, msg: "read input"},
+		{name: "read error default average", want: broken, msg: "read input"},
+		{name: "cancelled", avg: 64 << 10, cancel: true, want: context.Canceled},
+		{name: "bad average", avg: 96 << 10, msg: "chunk average"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			r := newStreamRepo(t)
+			rd := &failingReader{rd: bytes.NewReader(dumpLike(2<<20, 2)), err: broken}
+			if tc.cancel {
+				rd.err, rd.hook = io.EOF, cancel // cancelled just before a clean end
+			}
+			_, err := backup.Stream(ctx, r, rd, "databases/t.sql", backup.Options{ChunkAverage: tc.avg})
+			if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("error %v, want %v mentioning %q", err, tc.want, tc.msg)
+			}
+			snaps, err := r.Snapshots(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(snaps) != 0 {
+				t.Fatalf("%d snapshots saved", len(snaps))
+			}
+		})
+	}
+}
