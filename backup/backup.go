@@ -66,6 +66,9 @@ type Options struct {
 	// only against streams chunked with the same average, so a caller keeps
 	// it fixed for a given source. Files always use the default.
 	ChunkAverage int
+	// Compression is the level Stream compresses blobs at
+	// (repo.CompressionBetter for dumps); the default is the repository's.
+	Compression repo.Compression
 }
 
 // Changes tells which directories may differ from the parent snapshot.

@@ -39,7 +39,10 @@ func Stream(ctx context.Context, r *repo.Repository, rd io.Reader, filename stri
 	if err != nil {
 		return nil, err
 	}
-	w := r.NewWriter(ctx)
+	w, err := r.NewWriterCompression(ctx, opts.Compression)
+	if err != nil {
+		return nil, err
+	}
 
 	content, size, err := saveStream(ctx, w, sp, avg)
 	if err != nil {

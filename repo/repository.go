@@ -34,6 +34,10 @@ const (
 	CompressionAuto Compression = iota // zstd at its default level
 	CompressionOff
 	CompressionMax
+	// CompressionBetter is zstd's "better" level, for writers of data that
+	// compresses very well in small blobs (database dumps); not a
+	// repository-wide mode.
+	CompressionBetter
 )
 
 // Options tune a repository handle. The zero value is usable.
@@ -82,8 +86,12 @@ type Repository struct {
 	cfg   Config
 	opts  Options
 	codec *codec
-	idx   *Index
-	trees *treePackCache
+	// better is the CompressionBetter codec, made on first use.
+	betterOnce sync.Once
+	better     *codec
+	betterErr  error
+	idx        *Index
+	trees      *treePackCache
 	// zbufs holds *[]byte scratch for decrypting compressed blobs.
 	zbufs sync.Pool
 	log   *slog.Logger
@@ -171,7 +179,21 @@ func newRepository(be remote.Backend, key *Key, cfg Config, opts Options) (*Repo
 }
 
 // Close releases the repository's resources (not the backend).
-func (r *Repository) Close() { r.codec.close() }
+func (r *Repository) Close() {
+	r.codec.close()
+	if r.better != nil {
+		r.better.close()
+	}
+}
+
+// codecFor returns the codec that compresses at level c.
+func (r *Repository) codecFor(c Compression) (*codec, error) {
+	if c != CompressionBetter {
+		return r.codec, nil
+	}
+	r.betterOnce.Do(func() { r.better, r.betterErr = newCodec(zstd.SpeedBetterCompression) })
+	return r.better, r.betterErr
+}
 
 // Backend returns the storage the repository lives in.
 func (r *Repository) Backend() remote.Backend { return r.be }

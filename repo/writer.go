@@ -26,9 +26,10 @@ import (
 // from a fixed set (one open pack per blob type plus one per upload), so a
 // backup allocates almost nothing per blob and its memory stays flat.
 type Writer struct {
-	r   *Repository
-	ctx context.Context // cancelled when an upload fails
-	g   *errgroup.Group
+	r     *Repository
+	codec *codec          // compresses blobs
+	ctx   context.Context // cancelled when an upload fails
+	g     *errgroup.Group
 
 	uploads chan *packer
 	bufs    *bufPool // pack buffers; waiting for one is the backpressure on callers
@@ -85,21 +86,33 @@ func (p *packer) room(n, entry, limit int) bool {
 
 // NewWriter starts the uploaders. Close (or Abort) must be called.
 func (r *Repository) NewWriter(ctx context.Context) *Writer {
+	w, _ := r.NewWriterCompression(ctx, CompressionAuto) // the default codec exists already
+	return w
+}
+
+// NewWriterCompression is NewWriter with blobs compressed at level c
+// (CompressionBetter for dumps); the repository's mode still decides
+// whether blobs are compressed at all.
+func (r *Repository) NewWriterCompression(ctx context.Context, c Compression) (*Writer, error) {
+	codec, err := r.codecFor(c)
+	if err != nil {
+		return nil, err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	// One open pack per blob type (data and tree) and one per upload.
 	nbufs := r.opts.Uploads + 2
 	w := &Writer{
-		r: r, ctx: gctx, g: g,
+		r: r, codec: codec, ctx: gctx, g: g,
 		uploads:   make(chan *packer, nbufs),
 		bufs:      newBufPool(nbufs),
-		scratch:   newBufPool(r.codec.encoders),
+		scratch:   newBufPool(codec.encoders),
 		pending:   map[BlobHandle]struct{}{},
 		lastIndex: time.Now(),
 	}
 	for i := 0; i < r.opts.Uploads; i++ {
 		g.Go(w.uploader)
 	}
-	return w
+	return w, nil
 }
 
 // Stats returns the writer's counters.
@@ -142,7 +155,7 @@ func (w *Writer) save(ctx context.Context, h BlobHandle, plaintext []byte) error
 	defer func() { w.scratch.put(z) }()
 	payload, plainLen := plaintext, uint32(0)
 	if w.r.compresses() && len(plaintext) > 0 {
-		enc := w.r.codec.enc
+		enc := w.codec.enc
 		if bound := enc.MaxEncodedSize(len(plaintext)); cap(z) < bound {
 			z = make([]byte, 0, bound)
 		}
