@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math/rand"
 	"runtime"
 	"sync"
@@ -172,4 +173,43 @@ func BenchmarkWriter(b *testing.B) {
 	}
 	runtime.ReadMemStats(&after)
 	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N), "alloc-B/MiB")
+}
+
+// A writer at CompressionBetter stores compressible blobs in no more bytes
+// than the default level, and they read back the same.
+func TestWriterCompressionBetter(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, fastKDF)
+	var rows bytes.Buffer
+	for i := 0; rows.Len() < 128<<10; i++ {
+		fmt.Fprintf(&rows, "INSERT INTO pgbench_accounts VALUES (%d,%d,%d,'                                        ');\n", i, i%20+1, (i*7919)%100000-50000)
+	}
+	sizes := map[repo.Compression]uint32{}
+	for _, c := range []repo.Compression{repo.CompressionAuto, repo.CompressionBetter} {
+		w, err := r.NewWriterCompression(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := append(bytes.Clone(rows.Bytes()), byte(c)) // a blob of its own per level
+		id, _, err := w.SaveBlob(ctx, repo.DataBlob, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h := repo.BlobHandle{ID: id, Type: repo.DataBlob}
+		pb, ok := r.Index().Lookup(h)
+		if !ok {
+			t.Fatalf("level %d: blob not indexed", c)
+		}
+		sizes[c] = pb.Length
+		got, err := r.LoadBlob(ctx, h, nil)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("level %d: read back %d bytes, %v", c, len(got), err)
+		}
+	}
+	if sizes[repo.CompressionBetter] > sizes[repo.CompressionAuto] {
+		t.Errorf("better level stored %d bytes, default %d", sizes[repo.CompressionBetter], sizes[repo.CompressionAuto])
+	}
 }
