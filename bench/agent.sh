@@ -3,7 +3,7 @@
 # restic on the same tree and the same MinIO server, in one run. See
 # bench/README.md ("The agent benchmark").
 #
-#   bash bench/agent.sh                    # 100,000 files, about 12 minutes
+#   bash bench/agent.sh                    # 100,000 files, about 7 minutes
 #   BENCH_FILES=20000 bash bench/agent.sh  # quicker
 #
 # Environment:
