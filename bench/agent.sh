@@ -4,7 +4,7 @@
 # bench/README.md ("The agent benchmark").
 #
 #   bash bench/agent.sh                    # 100,000 files, about 7 minutes
-#   BENCH_FILES=20000 bash bench/agent.sh  # quicker
+#   BENCH_FILES=20000 bash bench/agent.sh  # quicker: about 5 minutes
 #
 # Environment:
 #   BENCH_FILES=100000      files in the generated tree (about 1 directory per 10)
