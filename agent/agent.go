@@ -356,11 +356,21 @@ func (a *Agent) fullRescan(ctx context.Context, s *source, reason string) {
 	if s.root != nil {
 		taken = a.watcher.Take(s.root)
 	}
+	// Only the changes the watcher did not report are kept: the first
+	// rescan finds every entry new, which is a change per file. taken is
+	// no longer the watcher's, so reading it from several goroutines is
+	// safe.
+	checkMissed := taken != nil && reason != "start"
 	var mu sync.Mutex
-	var changes []backup.Change
+	var changes int
+	var unseen []backup.Change
 	res, err := a.backup(ctx, s, nil, func(c backup.Change) {
+		covered := !checkMissed || taken.Covers(c.Path)
 		mu.Lock()
-		changes = append(changes, c)
+		changes++
+		if !covered {
+			unseen = append(unseen, c)
+		}
 		mu.Unlock()
 	})
 	if err != nil {
@@ -375,13 +385,13 @@ func (a *Agent) fullRescan(ctx context.Context, s *source, reason string) {
 	missed := 0
 	if s.root != nil {
 		a.watcher.Rewatch(s.root)
-		if reason != "start" && a.watcher.Limited(s.root) == nil {
-			missed = a.countMissed(s, taken, changes)
+		if checkMissed && a.watcher.Limited(s.root) == nil {
+			missed = a.countMissed(s, unseen)
 		}
 	}
-	a.log.Info("full rescan done", "source", s.Path, "reason", reason, "changes", len(changes), "missed_by_watcher", missed)
+	a.log.Info("full rescan done", "source", s.Path, "reason", reason, "changes", changes, "missed_by_watcher", missed)
 	a.setStatus(func() {
-		s.st.LastRescan = &RescanStatus{Time: now, Reason: reason, Changes: len(changes), Missed: missed}
+		s.st.LastRescan = &RescanStatus{Time: now, Reason: reason, Changes: changes, Missed: missed}
 		s.st.MissedTotal += missed
 		s.st.NextRescan = s.nextRescan
 	})
@@ -389,15 +399,9 @@ func (a *Agent) fullRescan(ctx context.Context, s *source, reason string) {
 }
 
 // countMissed counts the changes a rescan found that the watcher did not
-// report, either before the rescan (taken) or while it ran (the events
-// still arriving are given a moment to be handled).
-func (a *Agent) countMissed(s *source, taken *watch.Set, changes []backup.Change) int {
-	var unseen []backup.Change
-	for _, c := range changes {
-		if !taken.Covers(c.Path) {
-			unseen = append(unseen, c)
-		}
-	}
+// report before the rescan (unseen) nor while it ran (the events still
+// arriving are given a moment to be handled).
+func (a *Agent) countMissed(s *source, unseen []backup.Change) int {
 	if len(unseen) == 0 {
 		return 0
 	}

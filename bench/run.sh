@@ -19,6 +19,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 
 BENCH_MB=${BENCH_MB:-300}
 BENCH_SEED=${BENCH_SEED:-1}
@@ -26,9 +28,6 @@ BENCH_KEEP=${BENCH_KEEP:-0}
 BENCH_FIRST=${BENCH_FIRST:-escrow}
 BENCH_STEP_TIMEOUT=${BENCH_STEP_TIMEOUT:-1800}
 RESTIC=${RESTIC:-/usr/bin/restic}
-
-die() { echo "bench: FAILED: $*" >&2; exit 1; }
-log() { echo "bench: $*" >&2; }
 
 case $BENCH_FIRST in
 escrow) TOOLS=(escrow restic) ;;
@@ -38,23 +37,10 @@ esac
 [[ $BENCH_MB =~ ^[0-9]+([.][0-9]+)?$ ]] || die "BENCH_MB must be a number, not '$BENCH_MB'"
 
 # ----------------------------------------------------------------- tools
-find_minio() {
-	if [[ -n ${ESCROW_MINIO_BIN:-} && -x ${ESCROW_MINIO_BIN:-} ]]; then
-		echo "$ESCROW_MINIO_BIN"
-	elif command -v minio >/dev/null 2>&1; then
-		command -v minio
-	elif [[ -x $HOME/.cache/escrow-ci/bin/minio ]]; then
-		echo "$HOME/.cache/escrow-ci/bin/minio"
-	else
-		return 1
-	fi
-}
 MINIO=$(find_minio) || die "no MinIO binary: set ESCROW_MINIO_BIN or run scripts/test-deps.sh"
 [[ -x /usr/bin/time ]] || die "/usr/bin/time is missing (apt-get install time)"
 [[ -x $RESTIC ]] || die "restic not found at $RESTIC (set RESTIC=...)"
-for t in go curl diff timeout awk sync; do
-	command -v "$t" >/dev/null 2>&1 || die "$t is missing"
-done
+need_tools go curl diff timeout awk sync
 
 # ------------------------------------------------------------- work dir
 WORK=${BENCH_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/escrow-bench.XXXXXX")}
@@ -72,15 +58,7 @@ chmod 700 "$DATA/secrets"
 MINIO_PID=
 cleanup() {
 	local rc=$?
-	if [[ -n $MINIO_PID ]] && kill -0 "$MINIO_PID" 2>/dev/null; then
-		kill -TERM "$MINIO_PID" 2>/dev/null || true
-		for _ in $(seq 100); do
-			kill -0 "$MINIO_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$MINIO_PID" 2>/dev/null || true
-		wait "$MINIO_PID" 2>/dev/null || true
-	fi
+	stop_pid "$MINIO_PID"
 	if [[ $BENCH_KEEP == 1 ]]; then
 		log "kept everything in $WORK"
 	else
@@ -97,14 +75,9 @@ trap 'exit 130' INT TERM
 # ----------------------------------------------------------------- build
 log "work directory $WORK"
 log "building escrow and the corpus generator"
-# One retry: other builds sharing the Go cache can make a build fail once.
-build() { (cd "$ROOT" && "$@") || (sleep 2 && cd "$ROOT" && "$@"); }
-build env CGO_ENABLED=0 go build -o "$BIN/escrow" ./cmd/escrow || die "go build ./cmd/escrow"
-build go build -o "$BIN/gencorpus" ./bench/gencorpus || die "go build ./bench/gencorpus"
-ESCROW_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n $(git -C "$ROOT" status --porcelain 2>/dev/null | head -1) ]]; then
-	ESCROW_REV="$ESCROW_REV+worktree"
-fi
+build "$ROOT" env CGO_ENABLED=0 go build -o "$BIN/escrow" ./cmd/escrow || die "go build ./cmd/escrow"
+build "$ROOT" go build -o "$BIN/gencorpus" ./bench/gencorpus || die "go build ./bench/gencorpus"
+ESCROW_REV=$(escrow_revision "$ROOT")
 RESTIC_VERSION=$("$RESTIC" version | head -1)
 
 # ---------------------------------------------------------------- corpus
@@ -119,55 +92,8 @@ CORPUS_DIRS=$(find "$CORPUS" -type d | wc -l)
 log "corpus: $CORPUS_FILES files in $CORPUS_DIRS folders, $CORPUS_BYTES bytes"
 
 # ----------------------------------------------------------------- MinIO
-free_port() {
-	local p
-	for _ in $(seq 100); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
-MINIO_USER=bench
-MINIO_SECRET=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-start_minio() {
-	local port=$1 cport=$2
-	# Credentials go through the environment, never argv.
-	(
-		while IFS= read -r v; do unset "$v"; done < <(env | sed -n 's/^\(MINIO_[A-Za-z0-9_]*\)=.*/\1/p')
-		export MINIO_ROOT_USER=$MINIO_USER MINIO_ROOT_PASSWORD=$MINIO_SECRET MINIO_BROWSER=off MINIO_UPDATE=off
-		exec "$MINIO" server --quiet --address "127.0.0.1:$port" --console-address "127.0.0.1:$cport" \
-			--certs-dir "$DATA/minio-certs" "$MINIO_DATA"
-	) >>"$LOGS/minio.log" 2>&1 &
-	MINIO_PID=$!
-	for _ in $(seq 300); do
-		if ! kill -0 "$MINIO_PID" 2>/dev/null; then
-			wait "$MINIO_PID" 2>/dev/null || true
-			MINIO_PID=
-			return 1
-		fi
-		if curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$port/minio/health/live" 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.2
-	done
-	kill -KILL "$MINIO_PID" 2>/dev/null || true
-	MINIO_PID=
-	return 1
-}
-PORT=
-for _ in 1 2 3; do
-	p=$(free_port) || die "no free port"
-	c=$(free_port) || die "no free port"
-	[[ $p != "$c" ]] || continue
-	if start_minio "$p" "$c"; then
-		PORT=$p
-		break
-	fi
-done
-[[ -n $PORT ]] || die "MinIO did not start; log: $(tail -n 20 "$LOGS/minio.log")"
+start_minio "$MINIO" "$MINIO_DATA" "$DATA/minio-certs" || die "MinIO did not start; log: $(tail -n 20 "$LOGS/minio.log")"
+PORT=$MINIO_PORT
 log "MinIO $MINIO (pid $MINIO_PID) on 127.0.0.1:$PORT, data in $MINIO_DATA"
 
 export AWS_ACCESS_KEY_ID=$MINIO_USER AWS_SECRET_ACCESS_KEY=$MINIO_SECRET
@@ -225,10 +151,9 @@ measure() {
 		((rc == 124)) && die "$step: $t timed out after ${BENCH_STEP_TIMEOUT}s"
 		die "$step: $t exited with status $rc"
 	fi
-	WALL[$step.$t]=$(awk -F': ' '/Elapsed \(wall clock\)/ {
-		n = split($2, a, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + a[i]; printf "%.2f", s }' "$tf")
-	CPU[$step.$t]=$(awk -F': ' '/User time/ {u = $2} /System time/ {s = $2} END {printf "%.2f", u + s}' "$tf")
-	RSS[$step.$t]=$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2 / 1024}' "$tf")
+	WALL[$step.$t]=$(time_field "$tf" wall)
+	CPU[$step.$t]=$(time_field "$tf" cpu)
+	RSS[$step.$t]=$(time_field "$tf" rss)
 	[[ -n ${WALL[$step.$t]} && -n ${RSS[$step.$t]} ]] || die "could not parse $tf"
 	log "$step: $t took ${WALL[$step.$t]} s, ${CPU[$step.$t]} s CPU, peak RSS ${RSS[$step.$t]} MB"
 }

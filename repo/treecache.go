@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"fmt"
@@ -50,8 +51,13 @@ func (c *treePackCache) lookup(id ID) ([]byte, bool) {
 }
 
 func (c *treePackCache) add(id ID, data []byte) {
-	if int64(len(data)) > c.max/4 {
-		return // a huge pack would evict everything else
+	// A full pack is a little over the pack size (its last blob and its
+	// header go past it), so the bound must leave room for that: at a
+	// quarter of the cache, no full 8 MiB pack was ever kept, and each tree
+	// read from one cost a download of the whole pack. A pack of more than
+	// half the cache would push out most of the others.
+	if int64(len(data)) > c.max/2 {
+		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -81,6 +87,11 @@ func (r *Repository) sealedTree(ctx context.Context, pb PackedBlob, size int64) 
 			data, err := remote.LoadAll(ctx, r.be, remote.Handle{Type: remote.PackFile, Name: pb.PackID.String()})
 			if err != nil {
 				return nil, err
+			}
+			// Read to its end, the pack grew into a buffer of up to twice
+			// its size; the cache counts its length, so keep no more.
+			if cap(data) > len(data)+len(data)/8 {
+				data = bytes.Clone(data)
 			}
 			r.trees.add(pb.PackID, data)
 			return data, nil

@@ -2,7 +2,8 @@
 // deterministically from a seed, and can change a fixed set of its files.
 //
 //	gencorpus -dir DIR [-mb 300] [-seed 1]          write a new corpus into DIR
-//	gencorpus -dir DIR -modify 10 [-seed 1]         change 10 files of it
+//	gencorpus -dir DIR -files 100000 [-seed 1]      write a many-small-files corpus (files.go)
+//	gencorpus -dir DIR -modify 10 [-seed 1]         change 10 files of either
 //
 // The same seed and size always give the same bytes. The tree has, by size:
 //
@@ -20,8 +21,11 @@
 // -modify N changes N existing files, chosen deterministically from the
 // sorted list of files: the SQL dump (rows inserted in the middle, as a daily
 // database dump would), one image (a 4 KB region rewritten) and N-2 small
-// text files (a few lines inserted). Running it twice changes the files
-// again (the chosen files differ by -round).
+// text files (a few lines inserted); in a -files corpus, which has no SQL
+// dump, one image and N-1 text files. Running it again changes other files
+// (the chosen files differ by -round). It prints the changed files, then
+// the times of the first and the last write (first_write_ns=, last_write_ns=,
+// Unix nanoseconds), which the agent benchmark measures from.
 package main
 
 import (
@@ -37,11 +41,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 func main() {
 	dir := flag.String("dir", "", "corpus directory (required)")
 	mb := flag.Float64("mb", 300, "approximate corpus size in MB (10^6 bytes)")
+	files := flag.Int("files", 0, "write a corpus of this many small files (see files.go) instead of -mb")
 	seed := flag.Uint64("seed", 1, "seed: the same seed and size give the same corpus")
 	modify := flag.Int("modify", 0, "change this many existing files instead of writing a corpus")
 	round := flag.Uint64("round", 1, "with -modify: which round of changes (each round changes other files)")
@@ -51,9 +57,12 @@ func main() {
 		os.Exit(2)
 	}
 	var err error
-	if *modify > 0 {
+	switch {
+	case *modify > 0:
 		err = modifyCorpus(*dir, *seed, *round, *modify)
-	} else {
+	case *files > 0:
+		err = generateFiles(*dir, *files, *seed)
+	default:
 		err = generate(*dir, *mb, *seed)
 	}
 	if err != nil {
@@ -406,25 +415,46 @@ func modifyCorpus(root string, seed, round uint64, n int) error {
 	}
 	sort.Strings(texts)
 	sort.Strings(images)
-	if sqlFile == "" || len(images) == 0 || len(texts) < n {
+	if len(images) == 0 || len(texts) < n {
 		return fmt.Errorf("%s does not look like a corpus made by gencorpus", root)
 	}
 	r := newRand(seed, 0xC0FFEE+round)
 	var changed []string
-	// The SQL dump: a block of rows inserted in the middle.
-	if err := insertLines(sqlFile, r, func(b []byte) []byte {
-		for i := 0; i < 50; i++ {
-			b = append(b, "INSERT INTO `wp_postmeta` VALUES "...)
-			b = append(b, sqlRow(r, 9_000_000+i)...)
-			b = append(b, ";\n"...)
+	var first, last time.Time
+	defer func() {
+		for _, c := range changed {
+			rel, _ := filepath.Rel(root, c)
+			fmt.Println("changed", rel)
 		}
-		return b
-	}); err != nil {
-		return err
+		if len(changed) > 0 {
+			fmt.Printf("first_write_ns=%d\nlast_write_ns=%d\n", first.UnixNano(), last.UnixNano())
+		}
+	}()
+	stamp := func() {
+		last = time.Now()
+		if first.IsZero() {
+			first = last
+		}
 	}
-	changed = append(changed, sqlFile)
+	// The SQL dump (not in a -files corpus): a block of rows inserted in
+	// the middle.
+	if sqlFile != "" {
+		stamp()
+		if err := insertLines(sqlFile, r, func(b []byte) []byte {
+			for i := 0; i < 50; i++ {
+				b = append(b, "INSERT INTO `wp_postmeta` VALUES "...)
+				b = append(b, sqlRow(r, 9_000_000+i)...)
+				b = append(b, ";\n"...)
+			}
+			return b
+		}); err != nil {
+			return err
+		}
+		changed = append(changed, sqlFile)
+	}
 	// One image: a 4 KB region rewritten in place.
 	img := images[r.IntN(len(images))]
+	stamp()
 	if err := rewriteRegion(img, r); err != nil {
 		return err
 	}
@@ -438,6 +468,7 @@ func modifyCorpus(root string, seed, round uint64, n int) error {
 		}
 		picked[i] = true
 		ext := strings.TrimPrefix(filepath.Ext(texts[i]), ".")
+		stamp()
 		if err := insertLines(texts[i], r, func(b []byte) []byte {
 			for k := 0; k < 3+r.IntN(5); k++ {
 				b = appendLine(b, r, ext)
@@ -448,10 +479,7 @@ func modifyCorpus(root string, seed, round uint64, n int) error {
 		}
 		changed = append(changed, texts[i])
 	}
-	for _, c := range changed {
-		rel, _ := filepath.Rel(root, c)
-		fmt.Println("changed", rel)
-	}
+	last = time.Now()
 	return nil
 }
 
