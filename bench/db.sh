@@ -36,6 +36,9 @@ BENCH_KEEP=${BENCH_KEEP:-0}
 BENCH_STEP_TIMEOUT=${BENCH_STEP_TIMEOUT:-1800}
 RESTIC=${RESTIC:-/usr/bin/restic}
 
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
+# The database benchmark's own prefix and timestamps.
 die() { echo "dbbench: FAILED: $*" >&2; exit 1; }
 log() { echo "dbbench: $(date +%H:%M:%S) $*" >&2; }
 
@@ -50,17 +53,6 @@ done
 [[ $BENCH_DB_MB =~ ^[0-9]+([.][0-9]+)?$ ]] || die "BENCH_DB_MB must be a number, not '$BENCH_DB_MB'"
 
 # ----------------------------------------------------------------- tools
-find_minio() {
-	if [[ -n ${ESCROW_MINIO_BIN:-} && -x ${ESCROW_MINIO_BIN:-} ]]; then
-		echo "$ESCROW_MINIO_BIN"
-	elif command -v minio >/dev/null 2>&1; then
-		command -v minio
-	elif [[ -x $HOME/.cache/escrow-ci/bin/minio ]]; then
-		echo "$HOME/.cache/escrow-ci/bin/minio"
-	else
-		return 1
-	fi
-}
 # find_prog NAME DIR...: NAME in PATH or one of DIRs.
 find_prog() {
 	local n=$1 d
@@ -145,17 +137,6 @@ ESCROW_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 RESTIC_VERSION=$("$RESTIC" version | head -1)
 
 # ----------------------------------------------------------------- MinIO
-free_port() {
-	local p
-	for _ in $(seq 100); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
 MINIO_USER=bench
 MINIO_SECRET=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 start_minio() {

@@ -1,4 +1,4 @@
-# Helpers shared by bench/run.sh and bench/agent.sh; source it, don't run it.
+# Helpers shared by bench/run.sh, bench/agent.sh and bench/db.sh; source it, don't run it.
 #
 # The caller sets LOGS (a directory for logs) before starting MinIO.
 # shellcheck shell=bash

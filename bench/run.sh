@@ -228,8 +228,6 @@ for t in escrow restic; do
 done
 
 # --------------------------------------------------------------- report
-mb() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1e6}'; }
-div() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "n/a"}'; }
 speed() { # step tool -> MB/s or empty
 	case $1 in
 	backup-initial) div "$(mb "$CORPUS_BYTES")" "${WALL[$1.$2]}" ;;

@@ -96,10 +96,7 @@ func runAgent(ctx context.Context, g *globalOptions, file string) error {
 			continue
 		default:
 		}
-		if err != nil {
-			return err
-		}
-		return nil
+		return err
 	}
 }
 
