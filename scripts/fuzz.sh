@@ -39,12 +39,33 @@ for t in "${targets[@]}"; do
 	fi
 done
 
+# fuzz_once TARGET LOG: one run; 0 when it passed.
+fuzz_once() {
+	go test "${pkg[$1]}" -run '^$' -fuzz "^${1}\$" -fuzztime "$FUZZTIME" >"$2" 2>&1
+}
+
+# deadline_race LOG: Go 1.26's fuzz coordinator can fail a target with a
+# bare "context deadline exceeded" as -fuzztime ends, with no failing
+# input (golang/go#75804, fixed in Go 1.27). Such a run is repeated once;
+# a real crasher always writes its input and is never repeated away.
+deadline_race() {
+	grep -q 'context deadline exceeded' "$1" && ! grep -q 'Failing input written' "$1"
+}
+
 failed=()
 for t in "${targets[@]}"; do
 	log=$(mktemp)
 	start=$SECONDS
-	if go test "${pkg[$t]}" -run '^$' -fuzz "^${t}\$" -fuzztime "$FUZZTIME" >"$log" 2>&1; then
-		echo "ok   $t ($((SECONDS - start))s, $(grep -o 'execs: [0-9]*' "$log" | tail -1))"
+	note=
+	ok=0
+	if fuzz_once "$t" "$log"; then
+		ok=1
+	elif deadline_race "$log"; then
+		note=", repeated after Go's fuzztime deadline race"
+		fuzz_once "$t" "$log" && ok=1
+	fi
+	if ((ok)); then
+		echo "ok   $t ($((SECONDS - start))s, $(grep -o 'execs: [0-9]*' "$log" | tail -1)${note})"
 	else
 		echo "FAIL $t ($((SECONDS - start))s)"
 		sed 's/^/    /' "$log"
