@@ -7,16 +7,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 const lockFile = "agent.lock"
 
 // lockState creates the state directory (mode 0700: it holds caches of
 // repository metadata) and takes its lock, so that two agents never share
-// it. The lock is an flock: the kernel drops it when the process dies,
-// however it dies.
+// it. The lock is an flock (LockFileEx on Windows): the kernel drops it when
+// the process dies, however it dies.
 func lockState(dir string) (*os.File, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory %s: %w (create it, or set state_dir to a writable directory)", dir, err)
@@ -25,10 +23,10 @@ func lockState(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := lockFileExclusive(f); err != nil {
 		pid, _ := os.ReadFile(f.Name())
 		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
+		if errors.Is(err, errLocked) {
 			return nil, fmt.Errorf("another escrow agent (pid %s) is running with state directory %s; stop it first, or give this one its own state_dir", strings.TrimSpace(string(pid)), dir)
 		}
 		return nil, fmt.Errorf("lock state directory %s: %w", dir, err)
@@ -46,9 +44,9 @@ func Running(dir string) bool {
 		return false
 	}
 	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
-		return errors.Is(err, unix.EWOULDBLOCK)
-	}
-	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
-	return false
+	return lockedByOther(f)
 }
+
+// errLocked is what lockFileExclusive returns when another process holds
+// the lock.
+var errLocked = errors.New("locked by another process")

@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -49,7 +48,7 @@ func runAgent(ctx context.Context, g *globalOptions, file string) error {
 		return configProblems(g, file, err)
 	}
 	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGHUP, syscall.SIGUSR1)
+	notifyAgentSignals(sig)
 	defer signal.Stop(sig)
 
 	for {
@@ -63,7 +62,7 @@ func runAgent(ctx context.Context, g *globalOptions, file string) error {
 				case <-runCtx.Done():
 					return
 				case s := <-sig:
-					if s == syscall.SIGUSR1 {
+					if s == rescanSignal {
 						log.Info("SIGUSR1: full rescan requested")
 						select {
 						case rescan <- struct{}{}:
