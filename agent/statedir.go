@@ -9,7 +9,9 @@ import (
 	"strings"
 )
 
-const lockFile = "agent.lock"
+// LockFile is the lock in the state directory; it holds the PID of the agent
+// that holds it.
+const LockFile = "agent.lock"
 
 // lockState creates the state directory (mode 0700: it holds caches of
 // repository metadata) and takes its lock, so that two agents never share
@@ -19,7 +21,7 @@ func lockState(dir string) (*os.File, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory %s: %w (create it, or set state_dir to a writable directory)", dir, err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(filepath.Join(dir, LockFile), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}
@@ -39,7 +41,7 @@ func lockState(dir string) (*os.File, error) {
 
 // Running reports whether an agent holds the state directory dir.
 func Running(dir string) bool {
-	f, err := os.Open(filepath.Join(dir, lockFile))
+	f, err := os.Open(filepath.Join(dir, LockFile))
 	if err != nil {
 		return false
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/escrow-backup/escrow/agent"
 	"github.com/escrow-backup/escrow/agent/config"
 	"github.com/escrow-backup/escrow/backup"
+	"github.com/escrow-backup/escrow/installer"
 	"github.com/escrow-backup/escrow/remote"
 	"github.com/escrow-backup/escrow/remote/s3"
 	"github.com/escrow-backup/escrow/repo"
@@ -35,7 +36,15 @@ SIGINT and SIGTERM stop within 30 seconds, leaving the repository valid.`,
 		Example: "  escrow agent --config /etc/escrow/escrow.yaml",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runAgent(cmd.Context(), g, file)
+			closeLog, err := serviceLog(g)
+			if err != nil {
+				return err
+			}
+			defer closeLog()
+			// The service wrapper: the same Start and Stop that a service
+			// manager calls, in the foreground until SIGTERM or SIGINT.
+			prog := installer.NewProgram(func(ctx context.Context) error { return runAgent(ctx, g, file) })
+			return installer.Run(cmd.Context(), prog, installer.Options{ConfigFile: file})
 		},
 	}
 	cmd.Flags().StringVar(&file, "config", defaultConfigFile, "the configuration file")

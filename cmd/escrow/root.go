@@ -33,6 +33,12 @@ owner holds, in a repository restic can also read.`,
 		newAgentCommand(g),
 		newStatusCommand(g),
 		newVersionCommand(g),
+		newInstallCommand(g),
+		newUninstallCommand(g),
+		newStartCommand(g),
+		newStopCommand(g),
+		newRestartCommand(g),
+		newServiceCommand(g),
 	)
 	return root
 }
