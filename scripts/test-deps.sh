@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need, if missing: restic, MariaDB, PostgreSQL,
-# sqlite3 and systemd-analyze (apt), MinIO, staticcheck, and for
+# sqlite3, systemd-analyze and rpm (apt), MinIO, staticcheck, and for
 # scripts/release-check.sh goreleaser and cyclonedx-gomod (go install into
 # $HOME/.cache/escrow-ci/bin). Safe to run again; it only prints and does
 # what is missing.
@@ -51,8 +51,10 @@ have sqlite3 || missing+=(sqlite3)
 # systemd-analyze verifies the service's unit; it works without a running
 # systemd, and installing the package starts nothing in a container.
 have systemd-analyze || missing+=(systemd)
+# rpm reads the .rpm that scripts/release-check.sh builds.
+have rpm || missing+=(rpm)
 if [ ${#missing[@]} -eq 0 ]; then
-	log "restic, MariaDB, PostgreSQL, sqlite3 and systemd-analyze present"
+	log "restic, MariaDB, PostgreSQL, sqlite3, systemd-analyze and rpm present"
 else
 	log "installing with apt-get: ${missing[*]}"
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update
