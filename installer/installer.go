@@ -75,7 +75,9 @@ type Options struct {
 }
 
 // Defaults returns o with empty fields set to the standard installation:
-// the running system, this executable, ConfigFile and StateDir.
+// the running system, this executable, ConfigFile and StateDir. Install
+// checks the paths (Validate); starting or stopping a service does not need
+// them.
 func (o Options) Defaults() (Options, error) {
 	if o.Root == "" {
 		o.Root = "/"
@@ -93,7 +95,7 @@ func (o Options) Defaults() (Options, error) {
 	if o.StateDir == "" {
 		o.StateDir = StateDir
 	}
-	return o, o.validate()
+	return o, nil
 }
 
 // onSystem reports whether o installs into the running system.
@@ -102,10 +104,10 @@ func (o Options) onSystem() bool { return filepath.Clean(o.Root) == "/" }
 // path returns p below the root.
 func (o Options) path(p string) string { return filepath.Join(o.Root, p) }
 
-// validate checks that every path is absolute and safe to write into the
+// Validate checks that every path is absolute and safe to write into the
 // service files unquoted: systemd, sh and XML each give other characters a
 // meaning.
-func (o Options) validate() error {
+func (o Options) Validate() error {
 	if !filepath.IsAbs(o.Root) {
 		return fmt.Errorf("install root %q: not an absolute path", o.Root)
 	}

@@ -287,11 +287,19 @@ func TestInstallOptionsValidate(t *testing.T) {
 		{Executable: "/usr/bin/escrow", Writable: []string{"/srv/$HOME"}},
 		{Executable: "/usr/bin/escrow", Root: "tmp"},
 	} {
-		if _, err := o.Defaults(); err == nil {
+		o, err := o.Defaults()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Validate(); err == nil {
 			t.Errorf("%+v: accepted", o)
 		}
 	}
-	if _, err := (Options{Executable: "/usr/local/bin/escrow", ConfigFile: "/etc/escrow/site-1.yaml"}).Defaults(); err != nil {
+	o, err := (Options{Executable: "/usr/local/bin/escrow", ConfigFile: "/etc/escrow/site-1.yaml"}).Defaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Validate(); err != nil {
 		t.Error(err)
 	}
 }

@@ -8,7 +8,7 @@ import (
 // LaunchdPlist is the launchd job for macOS (/Library/LaunchDaemons). It
 // starts at boot, is started again only when it fails (KeepAlive with
 // SuccessfulExit false), at most every 30 s, and gets 40 s from SIGTERM to
-// SIGKILL where launchd's default is 20. Paths are checked by validate, so
+// SIGKILL where launchd's default is 20. Paths are checked by Validate, so
 // they need no XML escaping.
 func LaunchdPlist(o Options) string {
 	var b strings.Builder

@@ -79,9 +79,13 @@ type Installed struct {
 // Install creates the configuration and state directories (or makes
 // existing ones private) and installs the service so that it starts at
 // boot. It does not start it, and it replaces an installed service of any
-// version: the caller decides whether that is wanted.
+// version: the caller decides whether that is wanted. Under systemd a
+// running agent keeps running; elsewhere replacing the service stops it.
 func (m *Manager) Install() (Installed, error) {
 	var in Installed
+	if err := m.o.Validate(); err != nil {
+		return in, err
+	}
 	notes, err := prepareDirs(m.o)
 	in.Notes = notes
 	if err != nil {
@@ -98,7 +102,14 @@ func (m *Manager) Install() (Installed, error) {
 		}
 		return in, systemctl("enable", unitName)
 	}
+	// The library installs only where nothing is installed, and Windows
+	// deletes a service only once it has stopped: stop, remove, install.
 	st := m.Status()
+	if st.State == Running {
+		if err := m.svc.Stop(); err != nil {
+			return in, fmt.Errorf("stop the installed service: %w", err)
+		}
+	}
 	if st.State != NotInstalled {
 		if err := m.removeService(); err != nil {
 			return in, fmt.Errorf("replace the installed service: %w", err)

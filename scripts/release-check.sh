@@ -149,8 +149,18 @@ for _ in $(seq 1 300); do
 	sleep 0.2
 done
 as_root escrow status || fail "escrow status after start"
+agent_running() {
+	for _ in $(seq 1 100); do
+		as_root escrow service status 2>/dev/null | grep -q "^agent:    running, pid" && return 0
+		sleep 0.2
+	done
+	return 1
+}
 as_root escrow restart
-as_root escrow service status | grep -q "^agent:    running" || fail "not running after restart"
+agent_running || fail "not running after restart"
+# Installing the same version again keeps the service running.
+as_root escrow install
+agent_running || fail "not running after a second install"
 stop_start=${SECONDS}
 as_root escrow stop
 log "stopped in $((SECONDS - stop_start)) s"

@@ -85,6 +85,9 @@ func runInstall(g *globalOptions, o installOptions) error {
 		return err
 	}
 	opts = m.Options()
+	if err := opts.Validate(); err != nil {
+		return usageError(err)
+	}
 	if onSystem {
 		if err := installer.CheckExecutable(opts.Executable); err != nil {
 			return err
@@ -94,20 +97,17 @@ func runInstall(g *globalOptions, o installOptions) error {
 	// An agent of another version must not be replaced by surprise.
 	stateDir := filepath.Join(opts.Root, opts.StateDir)
 	running, pid, other := runningAgent(stateDir)
-	restart := false
-	if running && other != "escrow "+version {
+	if running && other != "escrow "+version && !o.Force {
 		if other == "" {
 			other = "of an unknown version"
 		}
-		if !o.Force {
-			return fmt.Errorf("an escrow agent %s is running (pid %d); installing escrow %s over it needs --force, which stops it, replaces the service and starts it again", other, pid, version)
-		}
-		if onSystem && m.Status().State == installer.Running {
-			g.printf("Stopping the running agent (%s)\n", other)
-			if err := m.Stop(); err != nil {
-				return fmt.Errorf("stop the running service: %w", err)
-			}
-			restart = true
+		return fmt.Errorf("an escrow agent %s is running (pid %d); installing escrow %s over it needs --force, which stops it, replaces the service and starts it again", other, pid, version)
+	}
+	wasRunning := onSystem && m.Status().State == installer.Running
+	if wasRunning && running && other != "escrow "+version {
+		g.printf("Stopping the running agent (%s)\n", other)
+		if err := m.Stop(); err != nil {
+			return fmt.Errorf("stop the running service: %w", err)
 		}
 	}
 
@@ -134,15 +134,17 @@ func runInstall(g *globalOptions, o installOptions) error {
 	g.printf("  state:         %s (mode 0700)\n", stateDir)
 	switch {
 	case !onSystem:
-	case restart:
+	case wasRunning && m.Status().State != installer.Running:
+		// Stopped above for another version, or by replacing the service
+		// outside systemd: it was running, so it runs again.
 		if err := m.Start(); err != nil {
-			return fmt.Errorf("start the new service: %w", err)
+			return fmt.Errorf("start the service again: %w", err)
 		}
-		g.printf("Started the service again, now version %s.\n", version)
+		g.printf("Started the service again, version %s.\n", version)
 	case cfg == nil:
 		g.printf("Next: write the configuration (escrow config example > %s; chmod 600 it; escrow config check), run escrow install again, then escrow start.\n", opts.ConfigFile)
-	case running:
-		g.printf("The agent is running; escrow restart applies the new service settings.\n")
+	case wasRunning:
+		g.printf("The service is running; escrow restart applies the new settings.\n")
 	default:
 		g.printf("Next: sudo escrow start\n")
 	}
