@@ -1,4 +1,5 @@
-# Entry points for developers and CI (.ci/run calls `make test`).
+# Entry points for developers and CI (.ci/run calls `make test` and
+# `make release-check`).
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -7,7 +8,7 @@ CACHE_BIN := $(HOME)/.cache/escrow-ci/bin
 # testenv looks for MinIO here first; see internal/testenv.
 export ESCROW_MINIO_BIN := $(CACHE_BIN)/minio
 
-.PHONY: test build
+.PHONY: test build release-check
 
 test:
 	scripts/test-deps.sh
@@ -22,3 +23,9 @@ test:
 
 build:
 	CGO_ENABLED=0 go build -o bin/escrow ./cmd/escrow
+
+# goreleaser check, a snapshot release of every platform, and the .deb
+# installed and exercised as a service (as root; see the script).
+release-check:
+	scripts/test-deps.sh
+	scripts/release-check.sh

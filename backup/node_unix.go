@@ -55,7 +55,8 @@ func (a *archiver) nodeFromInfo(name string, fi fs.FileInfo) *repo.Node {
 	return n
 }
 
-func timespec(ts syscall.Timespec) time.Time { return time.Unix(ts.Sec, ts.Nsec) }
+// The conversions matter on 32-bit systems, where the fields are int32.
+func timespec(ts syscall.Timespec) time.Time { return time.Unix(int64(ts.Sec), int64(ts.Nsec)) }
 
 func deviceOf(fi fs.FileInfo) (uint64, bool) {
 	st, ok := fi.Sys().(*syscall.Stat_t)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests need, if missing: restic, MariaDB, PostgreSQL and
-# sqlite3 (apt), MinIO and staticcheck (go install into
+# Installs what the tests need, if missing: restic, MariaDB, PostgreSQL,
+# sqlite3, systemd-analyze and rpm (apt), MinIO, staticcheck, and for
+# scripts/release-check.sh goreleaser and cyclonedx-gomod (go install into
 # $HOME/.cache/escrow-ci/bin). Safe to run again; it only prints and does
 # what is missing.
 set -euo pipefail
@@ -8,6 +9,11 @@ set -euo pipefail
 # Pinned so that CI is reproducible; bump deliberately.
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 STATICCHECK_VERSION=v0.8.2 # 2026.2.x; its go.mod needs Go 1.26, and it supports Go 1.26 code
+# The newest goreleaser that builds here: v2.16.0 and later need nfpm's msix
+# support, whose module host (go.digitalxero.dev) the Go module proxy does
+# not serve to this network, and v2.18 needs Go 1.27.
+GORELEASER_VERSION=v2.15.1
+CYCLONEDX_GOMOD_VERSION=v1.10.0
 
 CACHE_BIN="${HOME}/.cache/escrow-ci/bin"
 mkdir -p "${CACHE_BIN}"
@@ -44,8 +50,13 @@ have_pg_server || missing+=(postgresql)
 have sqlite3 || missing+=(sqlite3)
 # zbarimg reads the recovery kit's QR code back (kit tests).
 have zbarimg || missing+=(zbar-tools)
+# systemd-analyze verifies the service's unit; it works without a running
+# systemd, and installing the package starts nothing in a container.
+have systemd-analyze || missing+=(systemd)
+# rpm reads the .rpm that scripts/release-check.sh builds.
+have rpm || missing+=(rpm)
 if [ ${#missing[@]} -eq 0 ]; then
-	log "restic, MariaDB, PostgreSQL, sqlite3 and zbarimg present"
+	log "restic, MariaDB, PostgreSQL, sqlite3, zbarimg, systemd-analyze and rpm present"
 else
 	log "installing with apt-get: ${missing[*]}"
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update
@@ -69,5 +80,7 @@ go_install() {
 
 go_install minio "github.com/minio/minio@${MINIO_VERSION}"
 go_install staticcheck "honnef.co/go/tools/cmd/staticcheck@${STATICCHECK_VERSION}"
+go_install goreleaser "github.com/goreleaser/goreleaser/v2@${GORELEASER_VERSION}"
+go_install cyclonedx-gomod "github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@${CYCLONEDX_GOMOD_VERSION}"
 
 log "done"

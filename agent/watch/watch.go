@@ -97,9 +97,7 @@ func (w *Watcher) Add(path string, excluded func(string) bool, oneFS bool) (*Roo
 		excluded = func(string) bool { return false }
 	}
 	r := &Root{path: path, excluded: excluded, oneFS: oneFS, watched: map[string]struct{}{}, pending: NewSet(path)}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		r.dev = uint64(st.Dev)
-	}
+	r.dev, _ = deviceOf(fi)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.roots = append(w.roots, r)
@@ -287,7 +285,7 @@ func (w *Watcher) watchTree(r *Root, dir string) {
 		}
 		if r.oneFS && p != r.path {
 			if fi, err := d.Info(); err == nil {
-				if st, ok := fi.Sys().(*syscall.Stat_t); ok && uint64(st.Dev) != r.dev {
+				if dev, ok := deviceOf(fi); ok && dev != r.dev {
 					return filepath.SkipDir
 				}
 			}

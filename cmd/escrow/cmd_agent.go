@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,6 +16,7 @@ import (
 	"github.com/escrow-backup/escrow/agent"
 	"github.com/escrow-backup/escrow/agent/config"
 	"github.com/escrow-backup/escrow/backup"
+	"github.com/escrow-backup/escrow/installer"
 	"github.com/escrow-backup/escrow/kit"
 	"github.com/escrow-backup/escrow/remote"
 	"github.com/escrow-backup/escrow/remote/s3"
@@ -38,7 +38,15 @@ SIGINT and SIGTERM stop within 30 seconds, leaving the repository valid.`,
 		Example: "  escrow agent --config /etc/escrow/escrow.yaml",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runAgent(cmd.Context(), g, file)
+			closeLog, err := serviceLog(g)
+			if err != nil {
+				return err
+			}
+			defer closeLog()
+			// The service wrapper: the same Start and Stop that a service
+			// manager calls, in the foreground until SIGTERM or SIGINT.
+			prog := installer.NewProgram(func(ctx context.Context) error { return runAgent(ctx, g, file) })
+			return installer.Run(cmd.Context(), prog, installer.Options{ConfigFile: file})
 		},
 	}
 	cmd.Flags().StringVar(&file, "config", defaultConfigFile, "the configuration file")
@@ -51,7 +59,7 @@ func runAgent(ctx context.Context, g *globalOptions, file string) error {
 		return configProblems(g, file, err)
 	}
 	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGHUP, syscall.SIGUSR1)
+	notifyAgentSignals(sig)
 	defer signal.Stop(sig)
 
 	for {
@@ -65,7 +73,7 @@ func runAgent(ctx context.Context, g *globalOptions, file string) error {
 				case <-runCtx.Done():
 					return
 				case s := <-sig:
-					if s == syscall.SIGUSR1 {
+					if s == rescanSignal {
 						log.Info("SIGUSR1: full rescan requested")
 						select {
 						case rescan <- struct{}{}:

@@ -10,10 +10,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/escrow-backup/escrow/agent/config"
+	"github.com/escrow-backup/escrow/installer"
 )
 
-// defaultConfigFile is where the installer puts the agent's configuration.
-const defaultConfigFile = "/etc/escrow/escrow.yaml"
+// defaultConfigFile is where the installed service reads the agent's
+// configuration.
+const defaultConfigFile = installer.ConfigFile
 
 func newConfigCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{

@@ -13,9 +13,16 @@ func newVersionCommand(g *globalOptions) *cobra.Command {
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if g.JSON {
-				return printJSON(g, map[string]string{"version": version, "go": runtime.Version(), "os": runtime.GOOS, "arch": runtime.GOARCH})
+				return printJSON(g, map[string]string{"version": version, "commit": commit, "date": date, "go": runtime.Version(), "os": runtime.GOOS, "arch": runtime.GOARCH})
 			}
-			g.printf("escrow %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			build := ""
+			if commit != "" {
+				build += "commit " + commit + ", "
+			}
+			if date != "" {
+				build += "built " + date + ", "
+			}
+			g.printf("escrow %s (%s%s, %s/%s)\n", version, build, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return nil
 		},
 	}

@@ -13,8 +13,13 @@ import (
 	"syscall"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version, commit and date are set at build time with -ldflags
+// "-X main.version=... -X main.commit=... -X main.date=..." (goreleaser.yml).
+var (
+	version = "dev"
+	commit  = ""
+	date    = ""
+)
 
 // gcPercent replaces the collector's default GOGC of 100 unless GOGC is
 // set. escrow's big buffers (packs, chunks, ranges) are reused rather than

@@ -35,6 +35,12 @@ owner holds, in a repository restic can also read.`,
 		newKitCommand(g),
 		newKeyCommand(g),
 		newVersionCommand(g),
+		newInstallCommand(g),
+		newUninstallCommand(g),
+		newStartCommand(g),
+		newStopCommand(g),
+		newRestartCommand(g),
+		newServiceCommand(g),
 	)
 	return root
 }
