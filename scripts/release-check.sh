@@ -148,6 +148,14 @@ for _ in $(seq 1 300); do
 	grep -q '"last_snapshot"' <<<"${st}" && break
 	sleep 0.2
 done
+# Until the owner confirms the recovery kit, status is unhealthy and says why.
+if out=$(as_root escrow status 2>&1); then
+	fail "escrow status is healthy before the recovery kit was confirmed"
+fi
+grep -q "recovery kit not confirmed" <<<"${out}" || fail "escrow status does not name the unconfirmed kit: ${out}"
+as_root escrow kit --config /etc/escrow/escrow.yaml --out /root/escrow-kit.txt >/dev/null
+as_root escrow kit confirm --config /etc/escrow/escrow.yaml >/dev/null
+as_root rm -f /root/escrow-kit.txt
 as_root escrow status || fail "escrow status after start"
 agent_running() {
 	for _ in $(seq 1 100); do
