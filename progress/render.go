@@ -20,6 +20,7 @@ type barRenderer struct {
 	unit    string
 	unsized bool
 	max     int64
+	drawn   bool
 }
 
 func newBar(o Options) *barRenderer {
@@ -41,6 +42,9 @@ func newBar(o Options) *barRenderer {
 		// the bar's own would outlive an aborted command.
 		progressbar.OptionSetSpinnerChangeInterval(0),
 	)
+	// Start the bar's clocks now: started by its first redraw instead,
+	// its first rate sample divides by almost no time.
+	b.bar.StartWithoutRender()
 	return b
 }
 
@@ -52,6 +56,7 @@ func (b *barRenderer) describe(s Snapshot) string {
 }
 
 func (b *barRenderer) draw(s Snapshot) {
+	b.drawn = true
 	b.bar.Describe(b.describe(s))
 	if !b.unsized {
 		// The bar stops for good once it reaches its maximum, so while the
@@ -74,9 +79,10 @@ func (b *barRenderer) end(s Snapshot, ok bool) {
 	if !ok || s.BytesDone == 0 {
 		// Keep the last state on screen; an empty bar (nothing to read)
 		// cannot be drawn full.
-		b.bar.Describe(b.describe(s))
 		_ = b.bar.Exit()
-		fmt.Fprintln(b.out)
+		if b.drawn {
+			fmt.Fprintln(b.out)
+		}
 		return
 	}
 	// What was done is the total: draw it full, with the final counts.

@@ -87,17 +87,6 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions, args []st
 		excludes = append(excludes, pats...)
 	}
 
-	rp, err := g.newProgress(progress.Options{Action: "backup", Unsized: o.Stdin || o.StdinFromCommand})
-	if err != nil {
-		return err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			rp.Abort()
-		}
-	}()
-
 	r, err := g.openRepo(ctx)
 	if err != nil {
 		return err
@@ -117,6 +106,16 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions, args []st
 	if err := g.loadIndex(ctx, r); err != nil {
 		return err
 	}
+	rp, err := g.newProgress(progress.Options{Action: "backup", Unsized: o.Stdin || o.StdinFromCommand})
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			rp.Abort()
+		}
+	}()
 	opts := backup.Options{
 		Excludes: excludes, OneFileSystem: o.OneFileSystem, Tags: o.Tags, Host: o.Host,
 		NoParent: o.Force, ProgramVersion: "escrow " + version, Logger: g.logger(),
