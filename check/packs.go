@@ -154,10 +154,10 @@ func (c *checker) readData(ctx context.Context, ids []repo.ID, packs map[repo.ID
 			n := len(out)
 			rp.PacksDone = n
 			rp.BytesDone += uint64(packs[id].got)
-			p := rp
+			// Reported under mu, so the counts never go back.
+			c.readProgress(rp)
 			mu.Unlock()
 			c.progress(StageReadData, n, len(ids))
-			c.readProgress(p)
 			return nil
 		})
 	}
