@@ -146,18 +146,17 @@ func missing(want, have map[string]bool, ignore ...string) []string {
 	return out
 }
 
-// resticStatusFields are the fields of restic's backup status message
-// (internal/ui/backup/json.go); escrow's status messages use no others.
-var resticStatusFields = map[string]bool{"message_type": true, "seconds_elapsed": true, "seconds_remaining": true,
-	"percent_done": true, "total_files": true, "files_done": true, "total_bytes": true, "bytes_done": true,
-	"error_count": true, "current_files": true}
-
 // escrow backup --json writes restic's messages: status lines while it
 // runs, then a summary with every field restic's summary has, as the real
 // restic writes them for the same tree.
 func TestBackupJSONMatchesRestic(t *testing.T) {
 	restic := testenv.RequireBinary(t, "restic")
 	root, size := makeProgressTree(t)
+	// The fields of restic's backup status message (internal/ui/backup/
+	// json.go); escrow's status messages use no others.
+	resticStatusFields := map[string]bool{"message_type": true, "seconds_elapsed": true, "seconds_remaining": true,
+		"percent_done": true, "total_files": true, "files_done": true, "total_bytes": true, "bytes_done": true,
+		"error_count": true, "current_files": true}
 
 	rdir := t.TempDir()
 	pw := filepath.Join(t.TempDir(), "pw")
@@ -268,5 +267,50 @@ func checkStatusThenSummary(t *testing.T, what string, msgs []map[string]any, wa
 		if !keys[k] {
 			t.Errorf("%s: no status message has %q (fields: %v)", what, k, keys)
 		}
+	}
+}
+
+// db dump --json writes status messages while the dump streams and its
+// results last; restore-db writes plain progress lines to a pipe.
+func TestDumpProgressSQLite(t *testing.T) {
+	sqlite := testenv.RequireBinary(t, "sqlite3")
+	dir := t.TempDir()
+	src := filepath.Join(dir, "app.sqlite")
+	// About 30 MB of rows, a 60 MB dump: long enough for several updates.
+	fill := "CREATE TABLE t (b); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 15000) INSERT INTO t SELECT randomblob(2000) FROM c;"
+	if out, err := exec.Command(sqlite, src, fill).CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v: %s", err, out)
+	}
+	c := newCLI(t, t.TempDir(), progressIntervalEnv+"=50ms")
+	c.ok("init")
+
+	r := c.run(nil, "--json", "db", "dump", "--type", "sqlite", "--path", src, "--name", "app")
+	if r.code != 0 {
+		t.Fatalf("db dump --json: exit %d: %s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	statuses := jsonLines(t, "db dump --json", strings.Join(lines[:len(lines)-1], "\n"))
+	var grew bool
+	for i, m := range statuses {
+		if m["message_type"] != "status" {
+			t.Errorf("unexpected message %v", m)
+		}
+		if i > 0 && m["bytes_done"].(float64) > statuses[i-1]["bytes_done"].(float64) {
+			grew = true
+		}
+	}
+	if !grew {
+		t.Errorf("bytes_done never grew across %d status messages", len(statuses))
+	}
+	var results []map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &results); err != nil || len(results) != 1 || results[0]["snapshot_id"] == nil {
+		t.Fatalf("last line %q is not the dump's results: %v", lines[len(lines)-1], err)
+	}
+
+	restored := filepath.Join(dir, "restored.sqlite")
+	r = c.run(nil, "restore-db", "latest", "sqlite/app", "--to", "sqlite://"+restored, "--create")
+	line := regexp.MustCompile(`(?m)^restore sqlite/app: \d+\.\d% done, [\d.]+ (B|[KMG]iB) of [\d.]+ MiB, 0 of 1 files, [\d.]+ (B|[KMG]iB)/s, elapsed \d+s, ETA \d+[hms\d]*$`)
+	if r.code != 0 || !line.MatchString(r.stderr) {
+		t.Errorf("restore-db: exit %d, no progress line in stderr:\n%s", r.code, r.stderr)
 	}
 }
