@@ -3,6 +3,7 @@ module github.com/escrow-backup/escrow
 go 1.26.8
 
 require (
+	github.com/creack/pty v1.1.24
 	github.com/fsnotify/fsnotify v1.10.1
 	github.com/kardianos/service v1.3.0
 	github.com/klauspost/compress v1.20.3

@@ -428,7 +428,7 @@ func (a *archiver) saveFile(job *fileJob, buf []byte, sp *chunk.Splitter) ([]byt
 	n := job.node
 	if a.unchanged(n, job.parent) {
 		n.Content = job.parent.Content
-		a.fileDone(0, func(s *Result) { s.Summary.FilesUnmodified++ }, n.Size)
+		a.fileDone(0, func(s *Result) { s.Summary.FilesUnmodified++ }, n.Size, 0)
 		return buf, sp, nil
 	}
 	f, err := openNoAtime(job.path)
@@ -448,9 +448,13 @@ func (a *archiver) saveFile(job *fileJob, buf []byte, sp *chunk.Splitter) ([]byt
 	}
 	defer f.Close()
 	var content []repo.ID
-	var read uint64
+	var read, streamed uint64
+	onChunk := func(n int) {
+		streamed += uint64(n)
+		a.chunkDone(uint64(n))
+	}
 	for attempt := 1; ; attempt++ {
-		content, read, buf, sp, err = a.readContent(f, n.Size, buf, sp)
+		content, read, buf, sp, err = a.readContent(f, n.Size, buf, sp, onChunk)
 		if err != nil {
 			return buf, sp, a.classify(job, fmt.Errorf("save %s: %w", job.path, err))
 		}
@@ -496,7 +500,7 @@ func (a *archiver) saveFile(job *fileJob, buf []byte, sp *chunk.Splitter) ([]byt
 		} else {
 			s.Summary.FilesChanged++
 		}
-	}, read)
+	}, read, streamed)
 	return buf, sp, nil
 }
 
@@ -515,8 +519,9 @@ func (a *archiver) keepPrevious(job *fileJob) {
 }
 
 // readContent stores the file's bytes from its current offset (the start)
-// and returns the blob IDs and the number of bytes read.
-func (a *archiver) readContent(f *os.File, size uint64, buf []byte, sp *chunk.Splitter) ([]repo.ID, uint64, []byte, *chunk.Splitter, error) {
+// and returns the blob IDs and the number of bytes read. A file large
+// enough to be split reports each stored chunk's size to onChunk.
+func (a *archiver) readContent(f *os.File, size uint64, buf []byte, sp *chunk.Splitter, onChunk func(int)) ([]repo.ID, uint64, []byte, *chunk.Splitter, error) {
 	ctx := a.gctx
 	content := make([]repo.ID, 0, 1)
 	var read uint64
@@ -531,7 +536,13 @@ func (a *archiver) readContent(f *os.File, size uint64, buf []byte, sp *chunk.Sp
 	}
 	var err error
 	if size >= chunk.MinSize {
-		sp, buf, err = a.split(ctx, f, sp, buf, save)
+		sp, buf, err = a.split(ctx, f, sp, buf, func(data []byte) error {
+			if err := save(data); err != nil {
+				return err
+			}
+			onChunk(len(data))
+			return nil
+		})
 		return content, read, buf, sp, err
 	}
 	// Small files are one chunk anyway: skip the splitter.
@@ -610,7 +621,10 @@ func (r *errTagReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (a *archiver) fileDone(read uint64, count func(*Result), size uint64) {
+// fileDone counts a finished file of size bytes, read bytes of which were
+// read now and streamed of which chunkDone already counted (more than size
+// if the file was read again because it changed).
+func (a *archiver) fileDone(read uint64, count func(*Result), size, streamed uint64) {
 	a.mu.Lock()
 	count(a.res)
 	a.res.Summary.TotalFilesProcessed++
@@ -618,6 +632,19 @@ func (a *archiver) fileDone(read uint64, count func(*Result), size uint64) {
 	a.res.BytesRead += read
 	a.progress.Files++
 	a.progress.BytesRead += read
+	a.progress.Bytes = a.progress.Bytes + size - streamed
+	p := a.progress
+	a.mu.Unlock()
+	if a.opts.Progress != nil {
+		a.opts.Progress(p)
+	}
+}
+
+// chunkDone counts n bytes of a large file as stored, so progress moves
+// while a big file (a video, an old dump) is read.
+func (a *archiver) chunkDone(n uint64) {
+	a.mu.Lock()
+	a.progress.Bytes += n
 	p := a.progress
 	a.mu.Unlock()
 	if a.opts.Progress != nil {

@@ -39,7 +39,10 @@ type Options struct {
 	Workers        int
 	ProgramVersion string
 	Logger         *slog.Logger
-	// Progress, when set, is called from the walker as files complete.
+	// Progress, when set, is called as files complete and as the chunks of
+	// large files are stored, from several goroutines at once; keep it
+	// cheap. Counts in a later call may be lower than in an earlier one
+	// that raced it.
 	Progress func(Progress)
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
@@ -110,7 +113,11 @@ type Change struct {
 type Progress struct {
 	Files, Dirs uint64
 	BytesRead   uint64
-	Errors      int
+	// Bytes is the size of the files done, read or unchanged, plus what
+	// was stored so far of large files being read: the counterpart of a
+	// Scan's byte total.
+	Bytes  uint64
+	Errors int
 }
 
 // FileError is a path that could not be backed up.

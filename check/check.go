@@ -47,6 +47,16 @@ type Options struct {
 	// Progress, when set, is called as each stage advances; total is 0 while
 	// unknown. Calls never overlap.
 	Progress func(stage string, done, total int)
+	// ReadProgress, when set, is called as each pack read for ReadData has
+	// been verified, with the bytes; calls never overlap.
+	ReadProgress func(ReadProgress)
+}
+
+// ReadProgress is how far reading the data has come; the bytes are the
+// packs' stored sizes.
+type ReadProgress struct {
+	PacksDone, PacksTotal int
+	BytesDone, BytesTotal uint64
 }
 
 // Stages passed to Options.Progress.
@@ -220,7 +230,7 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Report, error)
 	}
 	var reads map[repo.ID]*readResult
 	if c.opts.ReadData {
-		if reads, err = c.readData(ctx, c.selectPacks(packs), byPack); err != nil {
+		if reads, err = c.readData(ctx, c.selectPacks(packs), packs, byPack); err != nil {
 			return nil, err
 		}
 	}

@@ -406,3 +406,31 @@ func TestRandomBitFlips(t *testing.T) {
 		t.Fatal("repository not clean after undoing the flips")
 	}
 }
+
+// ReadProgress counts every pack read and its stored bytes, ending at the
+// totals: the size of the data/ files.
+func TestReadProgress(t *testing.T) {
+	f := newFixture(t)
+	var calls []check.ReadProgress
+	rep := f.check(check.Options{ReadData: true, ReadProgress: func(p check.ReadProgress) { calls = append(calls, p) }})
+	if !rep.OK() || len(calls) != rep.PacksRead {
+		t.Fatalf("%d progress calls for %d packs read (ok %v)", len(calls), rep.PacksRead, rep.OK())
+	}
+	var stored uint64
+	for id := range f.packs() {
+		fi, err := os.Stat(f.packFile(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored += uint64(fi.Size())
+	}
+	last := calls[len(calls)-1]
+	if last.PacksDone != rep.PacksRead || last.PacksTotal != rep.PacksRead || last.BytesDone != stored || last.BytesTotal != stored {
+		t.Errorf("last progress %+v, want %d packs and %d bytes", last, rep.PacksRead, stored)
+	}
+	for i := 1; i < len(calls); i++ {
+		if calls[i].PacksDone <= calls[i-1].PacksDone || calls[i].BytesDone <= calls[i-1].BytesDone {
+			t.Errorf("progress went back: %+v after %+v", calls[i], calls[i-1])
+		}
+	}
+}

@@ -134,9 +134,13 @@ type damagedBlob struct {
 }
 
 // readData reads the selected packs in parallel.
-func (c *checker) readData(ctx context.Context, ids []repo.ID, byPack map[repo.ID][]repo.PackedBlob) (map[repo.ID]*readResult, error) {
+func (c *checker) readData(ctx context.Context, ids []repo.ID, packs map[repo.ID]*packState, byPack map[repo.ID][]repo.PackedBlob) (map[repo.ID]*readResult, error) {
 	out := make(map[repo.ID]*readResult, len(ids))
 	var mu sync.Mutex
+	rp := ReadProgress{PacksTotal: len(ids)}
+	for _, id := range ids {
+		rp.BytesTotal += uint64(packs[id].got)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.opts.Workers)
 	for _, id := range ids {
@@ -148,6 +152,10 @@ func (c *checker) readData(ctx context.Context, ids []repo.ID, byPack map[repo.I
 			mu.Lock()
 			out[id] = res
 			n := len(out)
+			rp.PacksDone = n
+			rp.BytesDone += uint64(packs[id].got)
+			// Reported under mu, so the counts never go back.
+			c.readProgress(rp)
 			mu.Unlock()
 			c.progress(StageReadData, n, len(ids))
 			return nil
@@ -158,6 +166,17 @@ func (c *checker) readData(ctx context.Context, ids []repo.ID, byPack map[repo.I
 	}
 	c.rep.PacksRead = len(out)
 	return out, nil
+}
+
+// readProgress hands p to the caller; the lock keeps calls from overlapping,
+// as Options promises.
+func (c *checker) readProgress(p ReadProgress) {
+	if c.opts.ReadProgress == nil {
+		return
+	}
+	c.progressMu.Lock()
+	defer c.progressMu.Unlock()
+	c.opts.ReadProgress(p)
 }
 
 // readPack verifies one pack: its hash, its header against the index, and

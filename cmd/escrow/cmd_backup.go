@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/escrow-backup/escrow/backup"
+	"github.com/escrow-backup/escrow/progress"
 	"github.com/escrow-backup/escrow/repo"
 	"github.com/escrow-backup/escrow/source"
 )
@@ -104,17 +106,33 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions, args []st
 	if err := g.loadIndex(ctx, r); err != nil {
 		return err
 	}
+	rp, err := g.newProgress(progress.Options{Action: "backup", Unsized: o.Stdin || o.StdinFromCommand})
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			rp.Abort()
+		}
+	}()
 	opts := backup.Options{
 		Excludes: excludes, OneFileSystem: o.OneFileSystem, Tags: o.Tags, Host: o.Host,
 		NoParent: o.Force, ProgramVersion: "escrow " + version, Logger: g.logger(),
+	}
+	if rp != nil {
+		opts.Progress = func(p backup.Progress) {
+			rp.Done(p.Files, p.Bytes)
+			rp.SetErrors(uint64(p.Errors))
+		}
 	}
 	var res *backup.Result
 	start := time.Now()
 	switch {
 	case o.Stdin:
-		res, err = backup.Stream(ctx, r, g.env.stdin, o.StdinFilename, opts)
+		res, err = backup.Stream(ctx, r, &countingReader{g.env.stdin, rp}, o.StdinFilename, opts)
 	case o.StdinFromCommand:
-		res, err = backupCommand(ctx, r, args, o.StdinFilename, opts)
+		res, err = backupCommand(ctx, r, args, o.StdinFilename, opts, rp)
 	default:
 		opts.Paths = args
 		if o.Parent != "" {
@@ -124,11 +142,16 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions, args []st
 		} else if !o.Force {
 			opts.Parent = findParentFor(snaps, opts.Host, args)
 		}
-		res, err = backup.Files(ctx, r, opts)
+		res, err = backupFiles(ctx, r, opts, rp)
 	}
 	if err != nil {
 		return fmt.Errorf("backup failed, no snapshot saved: %w", err)
 	}
+	ok = true
+	if o.Stdin || o.StdinFromCommand {
+		rp.AddDone(1, 0)
+	}
+	rp.Finish()
 	printBackupSummary(g, res, time.Since(start))
 	if res.Incomplete() {
 		return withCode(exitIncomplete, fmt.Errorf("snapshot %s saved, but %d paths could not be read (listed above); it is tagged %q", res.Snapshot.ID.Str(), len(res.Errors), repo.TagIncomplete))
@@ -136,14 +159,34 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions, args []st
 	return nil
 }
 
+// backupFiles backs up opts.Paths while, for the progress display, a scan
+// of the same paths counts the totals alongside.
+func backupFiles(ctx context.Context, r *repo.Repository, opts backup.Options, rp *progress.Reporter) (*backup.Result, error) {
+	if rp == nil {
+		return backup.Files(ctx, r, opts)
+	}
+	scanCtx, stopScan := context.WithCancel(ctx)
+	var scan sync.WaitGroup
+	scan.Go(func() {
+		t, err := backup.Scan(scanCtx, opts, func(t backup.ScanTotals) { rp.Total(t.Files, t.Bytes, false) })
+		if err == nil {
+			rp.Total(t.Files, t.Bytes, true)
+		}
+	})
+	res, err := backup.Files(ctx, r, opts)
+	stopScan()
+	scan.Wait()
+	return res, err
+}
+
 // backupCommand streams a command's output; the command's failure fails the
 // backup, so a dump that died half-way is never saved as a good snapshot.
-func backupCommand(ctx context.Context, r *repo.Repository, argv []string, filename string, opts backup.Options) (*backup.Result, error) {
+func backupCommand(ctx context.Context, r *repo.Repository, argv []string, filename string, opts backup.Options, rp *progress.Reporter) (*backup.Result, error) {
 	c, err := source.StartCommand(ctx, argv, nil)
 	if err != nil {
 		return nil, err
 	}
-	res, err := backup.Stream(ctx, r, c, filename, opts)
+	res, err := backup.Stream(ctx, r, &countingReader{c, rp}, filename, opts)
 	cerr := c.Close()
 	if err != nil {
 		return nil, err
@@ -169,10 +212,10 @@ func findParentFor(snaps []*repo.Snapshot, host string, args []string) *repo.Sna
 func printBackupSummary(g *globalOptions, res *backup.Result, d time.Duration) {
 	s := res.Summary
 	if g.JSON {
-		_ = printJSON(g, map[string]any{
-			"snapshot_id": res.Snapshot.ID.String(), "summary": s, "bytes_read": res.BytesRead,
-			"incomplete": res.Incomplete(), "errors": errorStrings(res.Errors), "duration_seconds": d.Seconds(),
-		})
+		for _, e := range res.Errors {
+			_ = printJSONLine(g, resticError{MessageType: "error", Error: resticMessage{e.Err.Error()}, During: "archival", Item: e.Path})
+		}
+		_ = printJSONLine(g, newBackupSummaryJSON(res, d))
 		return
 	}
 	for _, e := range res.Errors {
@@ -191,4 +234,60 @@ func errorStrings(errs []backup.FileError) []string {
 		out = append(out, e.Error())
 	}
 	return out
+}
+
+// backupSummaryJSON is restic's `backup --json` summary message (restic
+// 0.14's fields and the later data_added_packed, backup_start and
+// backup_end), so tools that read restic's output read escrow's, followed by
+// escrow's own fields.
+type backupSummaryJSON struct {
+	MessageType         string    `json:"message_type"`
+	FilesNew            uint64    `json:"files_new"`
+	FilesChanged        uint64    `json:"files_changed"`
+	FilesUnmodified     uint64    `json:"files_unmodified"`
+	DirsNew             uint64    `json:"dirs_new"`
+	DirsChanged         uint64    `json:"dirs_changed"`
+	DirsUnmodified      uint64    `json:"dirs_unmodified"`
+	DataBlobs           int       `json:"data_blobs"`
+	TreeBlobs           int       `json:"tree_blobs"`
+	DataAdded           uint64    `json:"data_added"`
+	DataAddedPacked     uint64    `json:"data_added_packed"`
+	TotalFilesProcessed uint64    `json:"total_files_processed"`
+	TotalBytesProcessed uint64    `json:"total_bytes_processed"`
+	TotalDuration       float64   `json:"total_duration"`
+	BackupStart         time.Time `json:"backup_start"`
+	BackupEnd           time.Time `json:"backup_end"`
+	SnapshotID          string    `json:"snapshot_id"`
+
+	BytesRead       uint64   `json:"bytes_read"`
+	Incomplete      bool     `json:"incomplete"`
+	Errors          []string `json:"errors"`
+	DurationSeconds float64  `json:"duration_seconds"`
+}
+
+func newBackupSummaryJSON(res *backup.Result, d time.Duration) backupSummaryJSON {
+	s := res.Summary
+	return backupSummaryJSON{
+		MessageType: "summary",
+		FilesNew:    s.FilesNew, FilesChanged: s.FilesChanged, FilesUnmodified: s.FilesUnmodified,
+		DirsNew: s.DirsNew, DirsChanged: s.DirsChanged, DirsUnmodified: s.DirsUnmodified,
+		DataBlobs: s.DataBlobs, TreeBlobs: s.TreeBlobs, DataAdded: s.DataAdded, DataAddedPacked: s.DataAddedPacked,
+		TotalFilesProcessed: s.TotalFilesProcessed, TotalBytesProcessed: s.TotalBytesProcessed,
+		TotalDuration: d.Seconds(), BackupStart: s.BackupStart, BackupEnd: s.BackupEnd,
+		SnapshotID: res.Snapshot.ID.String(),
+		BytesRead:  res.BytesRead, Incomplete: res.Incomplete(), Errors: errorStrings(res.Errors), DurationSeconds: d.Seconds(),
+	}
+}
+
+// resticError is restic's JSON error message, one per path that could not
+// be read.
+type resticError struct {
+	MessageType string        `json:"message_type"`
+	Error       resticMessage `json:"error"`
+	During      string        `json:"during"`
+	Item        string        `json:"item"`
+}
+
+type resticMessage struct {
+	Message string `json:"message"`
 }

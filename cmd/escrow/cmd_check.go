@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/escrow-backup/escrow/check"
+	"github.com/escrow-backup/escrow/progress"
 	"github.com/escrow-backup/escrow/repo"
 )
 
@@ -34,18 +35,29 @@ Exit status: 0 when no damage was found, 1 otherwise.`,
 					return usageError(err)
 				}
 			}
-			if bar := newProgressBar(g, "checking"); bar != nil {
-				opts.Progress = func(stage string, done, total int) {
-					bar.Describe(stage)
-					bar.ChangeMax(total)
-					_ = bar.Set(done)
+			// Progress counts the packs read for --read-data, the long part;
+			// the stages before it only name themselves on the bar. A log
+			// or a program gets progress only when data is read.
+			var rp *progress.Reporter
+			if readData || subset != "" || (!g.JSON && isTerminal(g.env.stderr)) {
+				var err error
+				if rp, err = g.newProgress(progress.Options{Action: "check", Unit: "packs", Names: checkNames()}); err != nil {
+					return err
 				}
-				defer func() { _ = bar.Finish(); fmt.Fprintln(g.env.stderr) }()
+			}
+			if rp != nil {
+				opts.Progress = func(stage string, _, _ int) { rp.SetAction("check " + stage) }
+				opts.ReadProgress = func(p check.ReadProgress) {
+					rp.Total(uint64(p.PacksTotal), p.BytesTotal, true)
+					rp.Done(uint64(p.PacksDone), p.BytesDone)
+				}
 			}
 			rep, err := check.Run(cmd.Context(), r, opts)
 			if err != nil {
+				rp.Abort()
 				return err
 			}
+			rp.Finish()
 			printCheckReport(g, rep)
 			if !rep.OK() {
 				return fmt.Errorf("%w: %d problems found (listed above)", errDamaged, len(rep.Problems))
@@ -74,15 +86,16 @@ func printCheckReport(g *globalOptions, rep *check.Report) {
 			MoreAffected int        `json:"more_affected,omitempty"`
 		}
 		out := struct {
-			OK        bool      `json:"ok"`
-			Snapshots int       `json:"snapshots"`
-			Trees     int       `json:"trees"`
-			Packs     int       `json:"packs"`
-			PacksRead int       `json:"packs_read"`
-			Blobs     int       `json:"blobs"`
-			Orphans   []string  `json:"orphan_packs,omitempty"`
-			Problems  []problem `json:"problems"`
-		}{OK: rep.OK(), Snapshots: rep.Snapshots, Trees: rep.Trees, Packs: rep.Packs, PacksRead: rep.PacksRead, Blobs: rep.Blobs, Problems: []problem{}}
+			MessageType string    `json:"message_type"`
+			OK          bool      `json:"ok"`
+			Snapshots   int       `json:"snapshots"`
+			Trees       int       `json:"trees"`
+			Packs       int       `json:"packs"`
+			PacksRead   int       `json:"packs_read"`
+			Blobs       int       `json:"blobs"`
+			Orphans     []string  `json:"orphan_packs,omitempty"`
+			Problems    []problem `json:"problems"`
+		}{MessageType: "summary", OK: rep.OK(), Snapshots: rep.Snapshots, Trees: rep.Trees, Packs: rep.Packs, PacksRead: rep.PacksRead, Blobs: rep.Blobs, Problems: []problem{}}
 		for _, o := range rep.Orphans {
 			out.Orphans = append(out.Orphans, o.String())
 		}
@@ -99,7 +112,7 @@ func printCheckReport(g *globalOptions, rep *check.Report) {
 			}
 			out.Problems = append(out.Problems, j)
 		}
-		_ = printJSON(g, out)
+		_ = printJSONLine(g, out)
 		return
 	}
 	for _, p := range rep.Problems {
@@ -122,4 +135,10 @@ func printCheckReport(g *globalOptions, rep *check.Report) {
 	if rep.OK() {
 		g.printf("no errors were found\n")
 	}
+}
+
+// checkNames name the counters of check's JSON status messages; restic's
+// check has none, so they follow backup's with packs for files.
+func checkNames() progress.Names {
+	return progress.Names{FilesDone: "packs_done", TotalFiles: "total_packs", BytesDone: "bytes_done", TotalBytes: "total_bytes"}
 }

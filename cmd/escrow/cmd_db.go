@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/escrow-backup/escrow/agent/config"
 	"github.com/escrow-backup/escrow/database"
+	"github.com/escrow-backup/escrow/progress"
 )
 
 func newDBCommand(g *globalOptions) *cobra.Command {
@@ -166,9 +168,20 @@ func runDBDump(ctx context.Context, g *globalOptions, spec database.Spec, o *dbD
 	if err := g.loadIndex(ctx, r); err != nil {
 		return err
 	}
+	rp, err := g.newProgress(progress.Options{Action: "dump", Unit: "dumps", Unsized: true})
+	if err != nil {
+		return err
+	}
 	results, err := database.Dump(ctx, r, spec, database.Options{
 		TempDir: o.TempDir, Tags: o.Tags, ProgramVersion: "escrow " + version, Logger: g.logger(),
+		Progress: dumpProgress(rp),
 	})
+	if len(results) > 0 {
+		rp.Done(uint64(len(results)), 0)
+		rp.Finish()
+	} else {
+		rp.Abort()
+	}
 	printDumpResults(g, results)
 	if err == nil {
 		if len(results) == 0 && !g.JSON {
@@ -238,6 +251,30 @@ func runDBDumpConfig(ctx context.Context, g *globalOptions, file string, args []
 	return nil
 }
 
+// dumpProgress feeds the progress display from database.Dump, whose byte
+// count starts again with each database.
+func dumpProgress(rp *progress.Reporter) func(database.Progress) {
+	if rp == nil {
+		return nil
+	}
+	var mu sync.Mutex
+	var name string
+	var last uint64
+	return func(p database.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		if n := string(p.Type) + "/" + p.Database; n != name {
+			if name != "" {
+				rp.AddDone(1, 0)
+			}
+			name, last = n, 0
+			rp.SetAction("dump " + n)
+		}
+		rp.AddDone(0, p.Bytes-last)
+		last = p.Bytes
+	}
+}
+
 func printDumpResults(g *globalOptions, results []database.Result) {
 	if g.JSON {
 		out := []map[string]any{}
@@ -252,7 +289,8 @@ func printDumpResults(g *globalOptions, results []database.Result) {
 			}
 			out = append(out, m)
 		}
-		_ = printJSON(g, out)
+		// One line: with --json, status messages may come before it.
+		_ = printJSONLine(g, out)
 		return
 	}
 	for _, res := range results {

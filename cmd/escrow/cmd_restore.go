@@ -3,13 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
+	"github.com/escrow-backup/escrow/progress"
 	"github.com/escrow-backup/escrow/repo"
 	"github.com/escrow-backup/escrow/restore"
 )
@@ -42,18 +40,22 @@ simply be run again.`,
 				return err
 			}
 			opts := restore.Options{Target: o.Target, Include: o.Includes, Verify: o.Verify, Logger: g.logger()}
-			bar := newProgressBar(g, "restoring")
-			if bar != nil {
+			rp, err := g.newProgress(progress.Options{Action: "restore", Names: restoreNames()})
+			if err != nil {
+				return err
+			}
+			if rp != nil {
 				opts.Progress = func(p restore.Progress) {
-					bar.ChangeMax64(int64(p.BytesTotal))
-					_ = bar.Set64(int64(p.BytesDone))
+					rp.Total(uint64(p.FilesTotal), p.BytesTotal, true)
+					rp.Done(uint64(p.FilesDone), p.BytesDone)
 				}
 			}
 			start := time.Now()
 			res, err := restore.Run(ctx, r, sn, opts)
-			if bar != nil {
-				_ = bar.Finish()
-				fmt.Fprintln(g.env.stderr)
+			if err == nil {
+				rp.Finish()
+			} else {
+				rp.Abort()
 			}
 			if res != nil {
 				printRestoreSummary(g, sn, res, time.Since(start))
@@ -77,7 +79,11 @@ func printRestoreSummary(g *globalOptions, sn *repo.Snapshot, res *restore.Resul
 		for _, e := range res.Errors {
 			errs = append(errs, e.Error())
 		}
-		_ = printJSON(g, map[string]any{"snapshot_id": sn.ID.String(), "files": res.Files, "dirs": res.Dirs,
+		// restic's restore summary fields first, then escrow's.
+		_ = printJSONLine(g, map[string]any{"message_type": "summary", "seconds_elapsed": uint64(d.Seconds()),
+			"total_files": res.Files + res.Skipped, "files_restored": res.Files, "files_skipped": res.Skipped,
+			"bytes_restored": res.Bytes,
+			"snapshot_id":    sn.ID.String(), "files": res.Files, "dirs": res.Dirs,
 			"symlinks": res.Symlinks, "hardlinks": res.Hardlinks, "skipped": res.Skipped, "bytes": res.Bytes,
 			"verified": res.Verified, "errors": errs, "duration_seconds": d.Seconds()})
 		return
@@ -96,19 +102,8 @@ func printRestoreSummary(g *globalOptions, sn *repo.Snapshot, res *restore.Resul
 	}
 }
 
-// newProgressBar returns a byte progress bar on a terminal, nil otherwise
-// (logs and pipes get the summary only).
-func newProgressBar(g *globalOptions, what string) *progressbar.ProgressBar {
-	f, ok := g.env.stderr.(*os.File)
-	if g.Quiet || g.JSON || !ok || !term.IsTerminal(int(f.Fd())) {
-		return nil
-	}
-	return progressbar.NewOptions64(-1,
-		progressbar.OptionSetWriter(f),
-		progressbar.OptionSetDescription(what),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(200*time.Millisecond),
-		progressbar.OptionShowCount(),
-	)
+// restoreNames are the counters' names in `restic restore --json` status
+// messages.
+func restoreNames() progress.Names {
+	return progress.Names{FilesDone: "files_restored", TotalFiles: "total_files", BytesDone: "bytes_restored", TotalBytes: "total_bytes"}
 }

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/escrow-backup/escrow/database"
+	"github.com/escrow-backup/escrow/progress"
 	"github.com/escrow-backup/escrow/repo"
 	"github.com/escrow-backup/escrow/restore"
 )
@@ -124,26 +125,27 @@ func runRestoreDB(ctx context.Context, g *globalOptions, o *restoreDBOptions, re
 		return usageError(errors.New("roles (postgres/globals) belong to the server: --create and --force do not apply"))
 	}
 
+	rp, err := g.newProgress(progress.Options{Action: "restore " + string(typ) + "/" + dbName, Names: restoreNames()})
+	if err != nil {
+		return err
+	}
+	rp.Total(1, node.Size, true)
 	start := time.Now()
-	bar := newProgressBar(g, "restoring "+string(typ)+"/"+dbName)
 	pr, pw := io.Pipe()
 	var eg errgroup.Group
 	eg.Go(func() error {
 		pw.CloseWithError(restore.Dump(ctx, r, node, pw))
 		return nil
 	})
-	var src io.Reader = pr
-	if bar != nil {
-		bar.ChangeMax64(int64(node.Size))
-		src = io.TeeReader(pr, bar)
-	}
-	err = database.Restore(ctx, to, src, opts)
+	err = database.Restore(ctx, to, &countingReader{pr, rp}, opts)
 	// Stop the reader of the repository if the restore ended early.
 	pr.CloseWithError(errors.New("restore ended"))
 	_ = eg.Wait()
-	if bar != nil {
-		_ = bar.Finish()
-		fmt.Fprintln(g.env.stderr)
+	if err == nil {
+		rp.AddDone(1, 0)
+		rp.Finish()
+	} else {
+		rp.Abort()
 	}
 	switch {
 	case errors.Is(err, database.ErrNotEmpty):
@@ -154,7 +156,7 @@ func runRestoreDB(ctx context.Context, g *globalOptions, o *restoreDBOptions, re
 		return fmt.Errorf("restore of %s from snapshot %s failed: %w", path, sn.ID.Str(), err)
 	}
 	if g.JSON {
-		return printJSON(g, map[string]any{"snapshot_id": sn.ID.String(), "path": path, "to": o.To,
+		return printJSONLine(g, map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "path": path, "to": o.To,
 			"bytes": node.Size, "duration_seconds": time.Since(start).Seconds()})
 	}
 	g.printf("restored %s (%s) from snapshot %s into %s in %s\n", path, formatBytes(node.Size), sn.ID.Str(), o.To, formatDuration(time.Since(start)))

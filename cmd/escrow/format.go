@@ -2,8 +2,9 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"time"
+
+	"github.com/escrow-backup/escrow/progress"
 )
 
 func printJSON(g *globalOptions, v any) error {
@@ -12,19 +13,8 @@ func printJSON(g *globalOptions, v any) error {
 	return enc.Encode(v)
 }
 
-// formatBytes prints a size in binary units.
-func formatBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// formatBytes prints a size in binary units, as the progress display does.
+func formatBytes(n uint64) string { return progress.FormatBytes(n) }
 
 func formatDuration(d time.Duration) string {
 	if d < time.Second {
