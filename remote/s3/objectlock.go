@@ -67,8 +67,8 @@ func ParseRetention(period, mode string) (Retention, error) {
 	return r, nil
 }
 
-// ErrNoObjectLock marks a bucket that exists without Object Lock where it
-// was asked for.
+// ErrNoObjectLock marks a bucket that exists without the Object Lock
+// (or the default retention) that was asked for.
 var ErrNoObjectLock = errors.New("the bucket has no Object Lock")
 
 // WithObjectLock makes Create create the bucket with Object Lock (which
@@ -142,9 +142,9 @@ func (b *Backend) checkLocked(ctx context.Context) (*Retention, error) {
 		if !v.Enabled() {
 			what = "versioning and Object Lock"
 		}
-		return nil, fmt.Errorf("bucket %s exists without %s: %w. Most stores (MinIO, Backblaze B2, Wasabi) can turn Object Lock on only when a bucket is created; "+
-			"give a bucket name that does not exist yet and escrow init --object-lock creates it (on AWS S3 the owner can also enable Object Lock on the versioned bucket in the console). "+
-			"Nothing was changed: %w", b.cfg.Bucket, what, ErrNoObjectLock, remote.ErrPermanent)
+		return nil, fmt.Errorf("create %s: %w: %w: bucket %s exists without %s. Most stores (MinIO, Backblaze B2, Wasabi) can turn Object Lock on only when a bucket is created: "+
+			"give a bucket name that does not exist yet, and escrow init --object-lock creates it (on AWS S3 the owner can also enable Object Lock on this versioned bucket in the console). Nothing was changed",
+			loc, remote.ErrPermanent, ErrNoObjectLock, b.cfg.Bucket, what)
 	}
 	return r, nil
 }
@@ -157,8 +157,8 @@ func (b *Backend) setRetention(ctx context.Context, have *Retention) error {
 		if *have == want {
 			return nil
 		}
-		return fmt.Errorf("bucket %s already keeps new versions %s, not %s as asked: run init again with --retention %dd --mode %s to keep it, or change the bucket's default retention with the store's own tools first: %w",
-			b.cfg.Bucket, have, want, have.Days, strings.ToLower(have.Mode), remote.ErrPermanent)
+		return fmt.Errorf("create %s: %w: %w: bucket %s already keeps new versions %s, not %s as asked. Run init again with --retention %dd --mode %s to keep that, or change the bucket's default retention with owner credentials in the store's console first. Nothing was changed",
+			b.cfg.Location(), remote.ErrPermanent, ErrNoObjectLock, b.cfg.Bucket, have, want, have.Days, strings.ToLower(have.Mode))
 	}
 	mode := minio.RetentionMode(want.Mode)
 	days := want.Days
