@@ -9,6 +9,7 @@ import (
 
 	"github.com/minio/madmin-go/v3"
 	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 // NewUser creates a user on s (a MinIO server) through MinIO's admin API,
@@ -19,7 +20,7 @@ import (
 // when the test ends.
 func (s Server) NewUser(t testing.TB, name string, policyJSON []byte) Server {
 	t.Helper()
-	adm, err := madmin.New(s.Endpoint, s.AccessKey, s.SecretKey, s.Secure)
+	adm, err := madmin.NewWithOptions(s.Endpoint, &madmin.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""), Secure: s.Secure})
 	if err != nil {
 		t.Fatalf("MinIO admin client for %s: %v", s.Endpoint, err)
 	}
