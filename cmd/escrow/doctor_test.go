@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -169,8 +171,17 @@ func TestDoctorHostWriter(t *testing.T) {
 		!strings.Contains(r.stdout, "fix: remove s3:PutBucketPolicy") || !strings.Contains(r.stderr, "escrow: NOT tamper-proof") {
 		t.Fatalf("doctor as root: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	// The repository still checks out, canaries and all.
+	// The canaries stay outside restic's folders: escrow and restic both
+	// still check the repository. (--no-lock: until locking needs no
+	// deletes, the host's backup leaves its lock file behind.)
 	owner.ok("check", "--read-data")
+	restic := testenv.RequireBinary(t, "restic")
+	cmd := exec.Command(restic, "--no-cache", "--no-lock", "check", "--read-data")
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "RESTIC_REPOSITORY=" + srv.URL(bucket, "site1"),
+		"RESTIC_PASSWORD_FILE=" + strings.TrimPrefix(owner.env[3], "ESCROW_PASSWORD_FILE=")}, srv.Env()...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("restic check: %v\n%s", err, out)
+	}
 }
 
 func TestDoctorUnprotected(t *testing.T) {
