@@ -176,7 +176,7 @@ func (p *prober) settings() error {
 				}
 				return "the versioning state could not be read to write it back", nil, nil
 			},
-			problem: "can change versioning: suspended, overwrites and deletes destroy data",
+			problem: versioningProblem(p.r.ObjectLock),
 			fix:     "remove s3:PutBucketVersioning from the host's policy" + policyHint,
 		},
 		{
@@ -237,6 +237,13 @@ func (p *prober) settings() error {
 		}
 	}
 	return nil
+}
+
+func versioningProblem(locked bool) string {
+	if locked {
+		return "can change versioning (S3 refuses to suspend it while Object Lock is on, but the right should not be there)"
+	}
+	return "can change versioning: suspended, overwrites and deletes destroy data"
 }
 
 // unreadable says why a setting was not tried: doctor only writes back what

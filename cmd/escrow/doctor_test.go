@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,6 +152,7 @@ func TestDoctorHostWriter(t *testing.T) {
 
 	stateDir := filepath.Join(t.TempDir(), "state")
 	r = hc.run(nil, "doctor", "--state-dir", stateDir)
+	t.Logf("doctor as the host:\n%s", r.stdout)
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "tamper-proof: versions kept 30 days in compliance mode; this host cannot delete or shorten them\n") || r.stderr != "" {
 		t.Fatalf("doctor as the host: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -158,6 +160,23 @@ func TestDoctorHostWriter(t *testing.T) {
 	if err != nil || !saved.TamperProof || saved.Repository != srv.URL(bucket, "site1") {
 		t.Fatalf("saved verdict: %+v %v", saved, err)
 	}
+	// The agent's configuration names the repository, the host's
+	// credential and the state directory the verdict goes to.
+	dir := t.TempDir()
+	secret, cfg := filepath.Join(dir, "s3.secret"), filepath.Join(dir, "escrow.yaml")
+	if err := os.WriteFile(secret, []byte(host.SecretKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	agentState := filepath.Join(dir, "state")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, "repository: %s\npassword_file: %s\ns3:\n  access_key_id: %s\n  secret_access_key_file: %s\nsources:\n  - path: %s\nstate_dir: %s\n",
+		srv.URL(bucket, "site1"), strings.TrimPrefix(hc.env[3], "ESCROW_PASSWORD_FILE="), host.AccessKey, secret, src, agentState), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	freshCLI(t).ok("doctor", "--config", cfg)
+	if saved, err := doctor.Load(agentState); err != nil || !saved.TamperProof {
+		t.Fatalf("verdict saved for the agent: %+v %v", saved, err)
+	}
+
 	var rep doctor.Report
 	out := hc.ok("doctor", "--json")
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || !rep.TamperProof || !rep.CanBackUp || rep.Retention.Days != 30 || len(rep.Checks) != 12 {
@@ -167,6 +186,7 @@ func TestDoctorHostWriter(t *testing.T) {
 	// The owner's root can change the bucket's settings: not tamper-proof
 	// against it, exit 5, each finding with its fix.
 	r = owner.run(nil, "doctor")
+	t.Logf("doctor as root:\n%s", r.stdout)
 	if r.code != exitNotTamperProof || !strings.HasPrefix(r.stdout, "NOT tamper-proof: ") || !strings.Contains(r.stdout, "can change the bucket policy") ||
 		!strings.Contains(r.stdout, "fix: remove s3:PutBucketPolicy") || !strings.Contains(r.stderr, "escrow: NOT tamper-proof") {
 		t.Fatalf("doctor as root: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
