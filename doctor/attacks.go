@@ -156,7 +156,7 @@ func (p *prober) settings() error {
 					return "", func() error { return c.SetBucketLifecycle(p.ctx, bucket, lifecycle.NewConfiguration()) },
 						c.SetBucketLifecycle(p.ctx, bucket, probe)
 				case err != nil:
-					return unreadable("the lifecycle rules", err), nil, nil
+					return unreadable("the lifecycle rules", err)
 				}
 				return "", nil, c.SetBucketLifecycle(p.ctx, bucket, cfg)
 			},
@@ -185,7 +185,7 @@ func (p *prober) settings() error {
 				pol, err := c.GetBucketPolicy(p.ctx, bucket)
 				switch {
 				case err != nil:
-					return unreadable("the bucket policy", err), nil, nil
+					return unreadable("the bucket policy", err)
 				case pol != "":
 					return "", nil, c.SetBucketPolicy(p.ctx, bucket, pol)
 				}
@@ -247,11 +247,11 @@ func versioningProblem(locked bool) string {
 }
 
 // unreadable says why a setting was not tried: doctor only writes back what
-// it could read.
-func unreadable(what string, err error) string {
+// it could read. An error that is not the store's answer is passed on.
+func unreadable(what string, err error) (string, func() error, error) {
 	er := minio.ToErrorResponse(err)
 	if er.Code == "" {
-		return "could not read " + what + " to write it back: " + err.Error()
+		return "", nil, fmt.Errorf("read %s: %w", what, err)
 	}
-	return "could not read " + what + " to write it back (" + er.Code + ": " + er.Message + ")"
+	return "could not read " + what + " to write it back (" + er.Code + ": " + er.Message + ")", nil, nil
 }
