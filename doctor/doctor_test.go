@@ -3,11 +3,16 @@ package doctor
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/escrow-backup/escrow/internal/testenv"
 	"github.com/escrow-backup/escrow/remote/s3"
@@ -224,5 +229,37 @@ func TestSaveLoad(t *testing.T) {
 	}
 	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "damaged") {
 		t.Fatalf("damaged report: %v", err)
+	}
+}
+
+// failDeletes answers every DELETE with 503, as an overloaded store would.
+type failDeletes struct{ rt http.RoundTripper }
+
+func (f failDeletes) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodDelete {
+		return f.rt.RoundTrip(req)
+	}
+	body := `<?xml version="1.0" encoding="UTF-8"?><Error><Code>ServiceUnavailable</Code><Message>Please reduce your request rate.</Message></Error>`
+	return &http.Response{StatusCode: http.StatusServiceUnavailable, Status: "503 Service Unavailable", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{"Content-Type": {"application/xml"}}, Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: req}, nil
+}
+
+// A store that fails a probe gives no verdict: a 503 is not a refusal.
+func TestServerErrorIsNoVerdict(t *testing.T) {
+	srv := testenv.MinIO(t)
+	bucket := srv.NewLockedBucket(t, s3.Governance, 30)
+	host := hostWriter(t, srv, bucket)
+	tr, err := minio.DefaultTransport(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := minio.New(host.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(host.AccessKey, host.SecretKey, ""),
+		Transport: failDeletes{tr}, MaxRetries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(context.Background(), Bucket{Client: c, Name: bucket, Prefix: prefix, Location: "test"}, time.Now())
+	if err == nil || !strings.Contains(err.Error(), "put a delete marker") || !strings.Contains(err.Error(), "reduce your request rate") {
+		t.Fatalf("report %+v, error %v", r, err)
 	}
 }

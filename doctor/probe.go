@@ -86,13 +86,16 @@ type prober struct {
 // answer classifies what the store said: success is Allowed; an S3 error
 // response is Refused, or Untested when the probe had no canary to act on
 // and the refusal is not access denied (the request may have been allowed
-// but found nothing). Anything else (the store did not answer) is returned.
+// but found nothing). Anything else (the store did not answer, or failed)
+// is returned.
 func answer(err error, haveTarget bool) (Result, string, error) {
 	if err == nil {
 		return Allowed, "", nil
 	}
 	er := minio.ToErrorResponse(err)
-	if er.Code == "" {
+	// A server error or throttling says nothing about the right: a verdict
+	// must not count it as a refusal.
+	if er.Code == "" || er.StatusCode >= 500 || er.Code == "SlowDown" {
 		return "", "", err
 	}
 	detail := er.Code + ": " + er.Message

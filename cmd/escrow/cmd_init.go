@@ -60,6 +60,7 @@ func runInit(cmd *cobra.Command, g *globalOptions, o *initOptions) error {
 	if !o.ObjectLock && (cmd.Flags().Changed("retention") || cmd.Flags().Changed("mode")) {
 		return usageError(errors.New("--retention and --mode go with --object-lock"))
 	}
+	var lock *s3.Retention
 	if o.ObjectLock {
 		if !isS3 {
 			return usageError(fmt.Errorf("--object-lock is for S3 repositories; %s is a directory, which has no Object Lock", addr))
@@ -68,6 +69,7 @@ func runInit(cmd *cobra.Command, g *globalOptions, o *initOptions) error {
 		if err != nil {
 			return usageError(err)
 		}
+		lock = &ret
 		st.s3opts = append(st.s3opts, s3.WithObjectLock(ret))
 	}
 	password, err := g.password(true)
@@ -97,16 +99,11 @@ func runInit(cmd *cobra.Command, g *globalOptions, o *initOptions) error {
 		return printJSON(g, map[string]any{"id": r.Config().ID, "repository": be.Location(), "version": r.Config().Version})
 	}
 	g.printf("created repository %s at %s\n", r.Config().ID[:10], be.Location())
-	if o.ObjectLock {
-		g.printf("Object Lock is on: every version is kept %s. Run escrow doctor with the host's credentials to prove it.\n", o.lockText())
+	if lock != nil {
+		g.printf("Object Lock is on: every version is kept %s. Run escrow doctor with the host's credentials to prove it.\n", lock)
 	}
 	g.printf("Keep the password safe: without it the data cannot be read by anyone.\n")
 	return nil
-}
-
-func (o *initOptions) lockText() string {
-	r, _ := s3.ParseRetention(o.Retention, o.Mode)
-	return r.String()
 }
 
 // bucketLocked reports whether the bucket of st has Object Lock with a
