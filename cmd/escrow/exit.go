@@ -21,6 +21,10 @@ const (
 	exitInterrupted  = 130
 )
 
+// exitNotTamperProof is doctor's: not tamper-proof, or the credentials
+// cannot back up.
+const exitNotTamperProof = 5
+
 // exitError carries an explicit exit code.
 type exitError struct {
 	code int

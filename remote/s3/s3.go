@@ -36,6 +36,8 @@ type Backend struct {
 	// transport is the one Open built, closed with the Backend; nil when
 	// the caller supplied its own.
 	transport *http.Transport
+	// lock is the Object Lock retention Create sets up; nil: none asked.
+	lock *Retention
 }
 
 var _ remote.Backend = (*Backend)(nil)
@@ -47,6 +49,7 @@ type options struct {
 	transport http.RoundTripper
 	rootCAs   *x509.CertPool
 	limiter   *remote.Limiter
+	lock      *Retention
 }
 
 // WithTransport replaces the HTTP transport, e.g. to inject faults in tests.
@@ -106,22 +109,35 @@ func (b *Backend) create(ctx context.Context) error {
 	if err != nil {
 		return b.classify(ctx, "create", loc, err)
 	}
-	if !ok {
+	switch {
+	case !ok && b.lock != nil:
+		if err := b.makeLockedBucket(ctx); err != nil {
+			return err
+		}
+	case !ok:
 		err := b.client.MakeBucket(ctx, b.cfg.Bucket, minio.MakeBucketOptions{Region: b.cfg.Region})
 		// Another process may have created it since BucketExists.
 		if err != nil && minio.ToErrorResponse(err).Code != minio.BucketAlreadyOwnedByYou {
 			return b.classify(ctx, "create", loc, err)
 		}
 	}
+	var have *Retention
+	if b.lock != nil {
+		if have, err = b.checkLocked(ctx); err != nil {
+			return err
+		}
+	}
 	_, err = b.Stat(ctx, remote.Handle{Type: remote.ConfigFile})
 	switch {
 	case err == nil:
 		return fmt.Errorf("create repository at %s: %w (nothing was changed)", loc, remote.ErrExists)
-	case remote.IsNotFound(err):
-		return nil
-	default:
+	case !remote.IsNotFound(err):
 		return fmt.Errorf("create %s: %w", loc, err)
 	}
+	if b.lock != nil {
+		return b.setRetention(ctx, have)
+	}
+	return nil
 }
 
 func connect(cfg Config, opts []Option) (*Backend, error) {
@@ -136,7 +152,7 @@ func connect(cfg Config, opts []Option) (*Backend, error) {
 		return nil, fmt.Errorf("open %s: %w: no S3 credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
 			cfg.Location(), remote.ErrPermanent)
 	}
-	b := &Backend{cfg: cfg}
+	b := &Backend{cfg: cfg, lock: o.lock}
 	rt := o.transport
 	if rt == nil {
 		b.transport = newTransport(cfg.UseHTTPS, o.rootCAs)
