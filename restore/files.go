@@ -184,14 +184,25 @@ func (rs *restorer) restorePack(ctx context.Context, p *packPlan, bufs *packBufs
 	if err == nil && int64(len(data)) != end-start {
 		err = fmt.Errorf("got %d bytes, want %d", len(data), end-start)
 	}
-	if err != nil {
+	if err != nil && (remote.IsNotFound(err) || ctx.Err() != nil) {
 		failAll(fmt.Errorf("read pack %s: %w", p.id.Str(), err))
 		return
 	}
+	// A pack that is not what the index describes (someone wrote over it)
+	// is read blob by blob, each from an older version of the pack if the
+	// store keeps them.
+	overwritten := err != nil
 	for _, w := range list {
-		off := int64(w.pb.Offset) - start
-		// Each blob is read once: it can be decrypted where it lies.
-		plain, err := rs.r.OpenBlobInPlace(w.pb, data[off:off+int64(w.pb.Length)], bufs.plainBuf())
+		var plain []byte
+		var err error
+		if !overwritten {
+			off := int64(w.pb.Offset) - start
+			// Each blob is read once: it can be decrypted where it lies.
+			plain, err = rs.r.OpenBlobInPlace(w.pb, data[off:off+int64(w.pb.Length)], bufs.plainBuf())
+		}
+		if overwritten || errors.Is(err, repo.ErrCorrupt) {
+			plain, err = rs.r.LoadPackedBlob(ctx, w.pb, bufs.plainBuf())
+		}
 		for _, u := range w.uses {
 			if u.file.failed.Load() {
 				continue
