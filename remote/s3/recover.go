@@ -70,7 +70,7 @@ const recoveredFrom = "Escrow-Recovered-From"
 
 // keyState is one key's current version and its version at the time.
 type keyState struct {
-	cur, then      minio.ObjectInfo
+	cur, then       minio.ObjectInfo
 	hasCur, hasThen bool
 }
 
