@@ -102,23 +102,30 @@ func (a Target) put(ctx context.Context, rel string, data []byte) error {
 	return nil
 }
 
-// getVersion reads the newest version of rel that is not a delete marker.
-func (a Target) getVersion(ctx context.Context, rel string) ([]byte, error) {
-	id := ""
+// plaintext decrypts the newest version of rel that the key opens (an
+// earlier attack may have put garbage on top).
+func (a Target) plaintext(ctx context.Context, rel string) ([]byte, error) {
 	for obj := range a.Client.ListObjects(ctx, a.Bucket, minio.ListObjectsOptions{Prefix: a.key(rel), WithVersions: true}) {
 		if obj.Err != nil {
-			return nil, obj.Err
+			return nil, fmt.Errorf("list versions of %s: %w", rel, obj.Err)
 		}
-		if obj.Key == a.key(rel) && !obj.IsDeleteMarker && id == "" {
-			id = obj.VersionID
+		if obj.Key != a.key(rel) || obj.IsDeleteMarker {
+			continue
+		}
+		o, err := a.Client.GetObject(ctx, a.Bucket, obj.Key, minio.GetObjectOptions{VersionID: obj.VersionID})
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", rel, err)
+		}
+		data, err := io.ReadAll(o)
+		o.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", rel, err)
+		}
+		if plain, err := a.Key.Open(nil, data); err == nil {
+			return plain, nil
 		}
 	}
-	obj, err := a.Client.GetObject(ctx, a.Bucket, a.key(rel), minio.GetObjectOptions{VersionID: id})
-	if err != nil {
-		return nil, err
-	}
-	defer obj.Close()
-	return io.ReadAll(obj)
+	return nil, fmt.Errorf("no version of %s opens with the key", rel)
 }
 
 // DeleteAll puts a delete marker on every current object of the repository.
@@ -162,13 +169,9 @@ func (a Target) Overwrite(ctx context.Context, c Content, packs bool) (Result, e
 			if _, ok := donor[dir]; ok || (dir != "snapshots" && dir != "index") {
 				continue
 			}
-			data, err := a.getVersion(ctx, n)
+			plain, err := a.plaintext(ctx, n)
 			if err != nil {
-				return res, fmt.Errorf("read %s: %w", n, err)
-			}
-			plain, err := a.Key.Open(nil, data)
-			if err != nil {
-				return res, fmt.Errorf("decrypt %s: %w", n, err)
+				return res, err
 			}
 			donor[dir] = plain
 		}
