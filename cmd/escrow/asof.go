@@ -85,6 +85,16 @@ func (o *globalOptions) asOfTime() (time.Time, error) {
 	return t, nil
 }
 
+// refuseAsOf fails when --as-of is given to a command that writes to the
+// repository (what says what it does) without opening it through the
+// global options, whose as-of view would refuse the first write anyway.
+func (o *globalOptions) refuseAsOf(what string) error {
+	if o.AsOf == "" {
+		return nil
+	}
+	return usageError(fmt.Errorf("--as-of is read-only: this command would %s, which cannot be done in the past (drop --as-of; to make the bucket look like that time, run escrow recover --as-of TIME with the owner's credentials)", what))
+}
+
 // asOfView turns be, just opened, into its read-only view at time at (the
 // zero time: be itself). Only a bucket with versioning has a past to read.
 func asOfView(ctx context.Context, be remote.Backend, at time.Time, ro remote.RetryOptions) (remote.Backend, error) {

@@ -291,6 +291,12 @@ func TestAsOfRefusals(t *testing.T) {
 		}
 	}
 
+	// The agent writes: it refuses at once.
+	as := newAgentSetup(t)
+	if r := as.c.run(nil, "agent", "--config", as.cfg, "--as-of", "1 hour ago"); r.code != exitUsage || !strings.Contains(r.stderr, "--as-of is read-only: this command would back up") {
+		t.Fatalf("agent --as-of: exit %d\n%s", r.code, r.stderr)
+	}
+
 	// A time before the repository existed: nothing to read, and recover
 	// refuses to make the bucket empty.
 	versioned := newCLI(t, srv.URL(versionedBucket(t, srv), "site"), srv.Env()...)

@@ -109,8 +109,10 @@ func (o *globalOptions) openBackend(ctx context.Context, create bool) (remote.Ba
 	if err != nil {
 		return nil, err
 	}
-	if create && !at.IsZero() {
-		return nil, usageError(errors.New("--as-of is read-only: it cannot create a repository"))
+	if create {
+		if err := o.refuseAsOf("create a repository"); err != nil {
+			return nil, err
+		}
 	}
 	st := store{addr: addr, s3: func() (s3.Config, error) { return o.s3Config(addr) }, asOf: at}
 	return openStore(ctx, st, create, o.retryOptions())
