@@ -161,6 +161,7 @@ func TestAsOfAttack(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("snapshots after an overwrite: exit %d\n%s", r.code, r.stderr)
 		}
+		t.Logf("escrow snapshots after the overwrite, stderr:\n%s", r.stderr)
 		if n := len(snapshotIDs(t, r.stdout)); n != 5 {
 			t.Fatalf("current view lists %d snapshots, want the 3 real ones and the 2 bogus", n)
 		}
@@ -211,6 +212,10 @@ func TestAsOfAttack(t *testing.T) {
 		if out := c.ok("key", "list", "--as-of", at); !strings.Contains(out, "*") {
 			t.Fatalf("key list --as-of:\n%s", out)
 		}
+		// The kit made from the past names the repository's real address.
+		if out := c.ok("kit", "--as-of", at); !strings.Contains(out, srv.URL(bucket, "site")+"\n") {
+			t.Fatalf("kit --as-of does not name the repository:\n%s", out)
+		}
 		// Writes refuse, saying what to do instead.
 		r := c.run(nil, "backup", "--as-of", at, src)
 		if r.code == 0 || !strings.Contains(r.stderr, "--as-of is read-only") || !strings.Contains(r.stderr, "escrow recover --as-of") {
@@ -230,6 +235,7 @@ func TestAsOfAttack(t *testing.T) {
 			t.Fatalf("a dry run changed the bucket:\n%s", r.stdout)
 		}
 		out = c.ok("recover", "--as-of", at)
+		t.Logf("escrow recover --as-of %s:\n%s", at, out)
 		if !strings.Contains(out, "recovered:") {
 			t.Fatalf("recover:\n%s", out)
 		}

@@ -138,10 +138,10 @@ func (b *Backend) requireVersioning(ctx context.Context, what string) error {
 // At is the view's time.
 func (v *View) At() time.Time { return v.at }
 
-// Location names the store and the time.
-func (v *View) Location() string {
-	return v.b.Location() + " as of " + v.at.UTC().Format(time.RFC3339)
-}
+// Location is the store's address, the same as the Backend's: callers
+// use it as an address (the recovery kit records it), and the time is in
+// every error the View returns.
+func (v *View) Location() string { return v.b.Location() }
 
 // Close closes the underlying Backend.
 func (v *View) Close() error { return v.b.Close() }
