@@ -47,9 +47,9 @@ func newFallback(be remote.Backend, log *slog.Logger) *fallback {
 	return &fallback{be: be, log: log, used: map[remote.Handle]string{}}
 }
 
-// load reads length bytes of h from offset (0: to the end) and returns them
-// once verify accepts them. When the current version fails verify (or
-// cannot be read as a range, being another object), older versions are
+// load reads length bytes of h from offset (0: to the end) and hands them
+// to verify. When the current version fails verify (or cannot be read as
+// the range, being another object), older versions are
 // tried newest first. A missing object is not looked for in older
 // versions: a delete marker hides it, and reading the past is what --as-of
 // is for.
@@ -69,7 +69,10 @@ func (f *fallback) load(ctx context.Context, h remote.Handle, offset, length int
 		if err == nil {
 			return nil
 		}
-	} else if remote.IsNotFound(err) || ctx.Err() != nil {
+	} else if remote.IsNotFound(err) || ctx.Err() != nil || !remote.IsPermanent(err) {
+		// Only an object that is not what was written is looked for in
+		// older versions: a store that stayed unreachable through the
+		// retries would not answer a listing either.
 		return err
 	}
 	if !versioned {

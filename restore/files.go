@@ -182,16 +182,17 @@ func (rs *restorer) restorePack(ctx context.Context, p *packPlan, bufs *packBufs
 	}
 	data, err := remote.LoadRangeInto(ctx, rs.r.Backend(), remote.Handle{Type: remote.PackFile, Name: p.id.String()}, start, end-start, bufs.dataBuf())
 	if err == nil && int64(len(data)) != end-start {
-		err = fmt.Errorf("got %d bytes, want %d", len(data), end-start)
+		err = fmt.Errorf("got %d bytes, want %d: %w", len(data), end-start, remote.ErrPermanent)
 	}
-	if err != nil && (remote.IsNotFound(err) || ctx.Err() != nil) {
+	// A pack that is not what the index describes (someone wrote over it,
+	// so the range no longer fits) is read blob by blob, each from an older
+	// version of the pack if the store keeps them. A missing pack, or a
+	// store that stayed unreachable through the retries, fails at once.
+	overwritten := err != nil && remote.IsPermanent(err) && !remote.IsNotFound(err) && ctx.Err() == nil
+	if err != nil && !overwritten {
 		failAll(fmt.Errorf("read pack %s: %w", p.id.Str(), err))
 		return
 	}
-	// A pack that is not what the index describes (someone wrote over it)
-	// is read blob by blob, each from an older version of the pack if the
-	// store keeps them.
-	overwritten := err != nil
 	for _, w := range list {
 		var plain []byte
 		var err error

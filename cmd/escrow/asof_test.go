@@ -186,12 +186,11 @@ func TestAsOfAttack(t *testing.T) {
 	})
 
 	t.Run("as of a time before every attack", func(t *testing.T) {
-		res, err := target.DeleteAll(ctx)
-		mustAttack(t, "delete markers", res, err)
-		res, err = target.Overwrite(ctx, attack.Forged, false)
-		mustAttack(t, "forged overwrite", res, err)
-		res, err = target.BogusSnapshots(ctx, 2, tree, []string{src})
-		mustAttack(t, "bogus snapshots", res, err)
+		res, err := target.Everything(ctx, 2, tree, []string{src})
+		mustAttack(t, "everything", res, err)
+		if res.DeleteMarkers == 0 || res.Overwrites == 0 || res.Uploads != 2 {
+			t.Fatalf("the attack did not do everything: %+v", res)
+		}
 		if r := c.run(nil, "restore", "latest", "--target", t.TempDir()); r.code == 0 {
 			t.Fatal("the current view restored after every pack was marked deleted; the attack did nothing")
 		}

@@ -227,3 +227,29 @@ func (a Target) BogusSnapshots(ctx context.Context, n int, tree repo.ID, paths [
 	}
 	return res, nil
 }
+
+// Everything runs every attack in turn, as a host attacker would: garbage
+// over every file (packs included), delete markers on everything, forged
+// content over the config, keys, index and snapshots, and n bogus
+// snapshots of tree. It returns the sum; with a credential that may only
+// put, get and list, every delete marker must be among the errors.
+func (a Target) Everything(ctx context.Context, n int, tree repo.ID, paths []string) (Result, error) {
+	var sum Result
+	steps := []func() (Result, error){
+		func() (Result, error) { return a.Overwrite(ctx, Garbage, true) },
+		func() (Result, error) { return a.DeleteAll(ctx) },
+		func() (Result, error) { return a.Overwrite(ctx, Forged, false) },
+		func() (Result, error) { return a.BogusSnapshots(ctx, n, tree, paths) },
+	}
+	for _, step := range steps {
+		r, err := step()
+		sum.DeleteMarkers += r.DeleteMarkers
+		sum.Overwrites += r.Overwrites
+		sum.Uploads += r.Uploads
+		sum.Errors = append(sum.Errors, r.Errors...)
+		if err != nil {
+			return sum, err
+		}
+	}
+	return sum, nil
+}

@@ -96,7 +96,14 @@ type View struct {
 	// keys holds versions looked up one key at a time, for a type not
 	// listed yet; ok is false for a key that did not exist.
 	keys map[remote.Handle]lookup
+	// lookups counts the single-key lookups per type: past
+	// lookupsBeforeListing, the whole folder is listed instead (a restore
+	// reads hundreds of packs by name, and a listing pages through a
+	// thousand versions per request).
+	lookups map[remote.FileType]int
 }
+
+const lookupsBeforeListing = 16
 
 type lookup struct {
 	v  remote.Version
@@ -112,7 +119,8 @@ func (b *Backend) AsOf(ctx context.Context, at time.Time) (*View, error) {
 	if err := b.requireVersioning(ctx, "--as-of"); err != nil {
 		return nil, err
 	}
-	return &View{b: b, at: at, types: map[remote.FileType]map[string]remote.Version{}, keys: map[remote.Handle]lookup{}}, nil
+	return &View{b: b, at: at, types: map[remote.FileType]map[string]remote.Version{},
+		keys: map[remote.Handle]lookup{}, lookups: map[remote.FileType]int{}}, nil
 }
 
 // requireVersioning fails unless versioning is or was on. Credentials that
@@ -188,7 +196,17 @@ func (v *View) find(ctx context.Context, h remote.Handle) (remote.Version, bool,
 		v.mu.Unlock()
 		return l.v, l.ok && !l.v.DeleteMarker, nil
 	}
+	v.lookups[h.Type]++
+	many := h.Type != remote.ConfigFile && v.lookups[h.Type] > lookupsBeforeListing
 	v.mu.Unlock()
+	if many {
+		m, err := v.typeMap(ctx, h.Type)
+		if err != nil {
+			return remote.Version{}, false, err
+		}
+		ver, ok := m[h.Name]
+		return ver, ok && !ver.DeleteMarker, nil
+	}
 	var l lookup
 	err = v.b.listVersions(ctx, key, h.String(), func(obj minio.ObjectInfo) error {
 		if obj.Key == key {

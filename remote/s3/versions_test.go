@@ -3,8 +3,11 @@ package s3
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -277,5 +280,63 @@ func TestLoadVersionErrors(t *testing.T) {
 	_, err = b.LoadVersion(context.Background(), remote.Handle{Type: remote.KeyFile, Name: "k"}, "00000000-0000-0000-0000-000000000000", 0, 0)
 	if err == nil {
 		t.Fatal("load of a version that does not exist succeeded")
+	}
+}
+
+// countingTransport counts versioned listings.
+type countingTransport struct {
+	mu       sync.Mutex
+	listings int
+}
+
+func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if _, ok := req.URL.Query()["versions"]; ok && req.Method == http.MethodGet {
+		c.mu.Lock()
+		c.listings++
+		c.mu.Unlock()
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+func TestAsOfManyLookupsListTheFolder(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.MinIO(t)
+	cfg := minioConfig(t, "repo")
+	if err := srv.Client(t).EnableVersioning(ctx, cfg.Bucket); err != nil {
+		t.Fatal(err)
+	}
+	ct := &countingTransport{}
+	b, err := Open(ctx, cfg, WithTransport(ct))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const n = 60
+	h := func(i int) remote.Handle { return remote.Handle{Type: remote.PackFile, Name: fmt.Sprintf("%04x", i)} }
+	for i := range n {
+		if err := b.Save(ctx, h(i), []byte("old")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := pause()
+	for i := range n {
+		if err := b.Save(ctx, h(i), []byte("new!")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := b.AsOf(ctx, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct.mu.Lock()
+	ct.listings = 0
+	ct.mu.Unlock()
+	for i := range n {
+		if got := load(t, v, h(i)); got != "old" {
+			t.Fatalf("%s as of before the overwrite: %q", h(i), got)
+		}
+	}
+	if ct.listings > lookupsBeforeListing+1 {
+		t.Fatalf("%d versioned listings for %d reads; want the folder listed once after %d single lookups", ct.listings, n, lookupsBeforeListing)
 	}
 }
