@@ -38,6 +38,27 @@ type fallback struct {
 	// one: the next read of the object (another blob of the same pack)
 	// tries it first, and the warning is given once.
 	used map[remote.Handle]string
+	// overwritten lists those objects in the order they were found.
+	overwritten []Overwritten
+}
+
+// Overwritten is an object whose current version failed verification and
+// that was read from an older version instead.
+type Overwritten struct {
+	Object remote.Handle
+	// BadTime is when the newest unsound version was written.
+	BadTime time.Time
+	// Used is the version read instead, and when it was written.
+	Used     string
+	UsedTime time.Time
+}
+
+// Overwritten lists the objects read so far from an older version because
+// their current one was written over, so that check can report them.
+func (r *Repository) Overwritten() []Overwritten {
+	r.fb.mu.Lock()
+	defer r.fb.mu.Unlock()
+	return append([]Overwritten(nil), r.fb.overwritten...)
 }
 
 func newFallback(be remote.Backend, log *slog.Logger) *fallback {
@@ -111,6 +132,9 @@ func (f *fallback) load(ctx context.Context, h remote.Handle, offset, length int
 		f.mu.Lock()
 		_, warned := f.used[h]
 		f.used[h] = v.ID
+		if !warned {
+			f.overwritten = append(f.overwritten, Overwritten{Object: h, BadTime: bad, Used: v.ID, UsedTime: v.Modified})
+		}
 		f.mu.Unlock()
 		if !warned {
 			f.log.Warn("an object in the store does not match its name or key: someone wrote over it; reading the older version that does (to make the store whole again, run escrow recover --as-of a time before the overwrite; see docs/as-of.md)",

@@ -172,6 +172,16 @@ func TestFallbackToOlderVersions(t *testing.T) {
 	if !strings.Contains(out, "someone wrote over it") || !strings.Contains(out, "used_version=") {
 		t.Errorf("warning does not say what happened:\n%s", out)
 	}
+	// Config, every index file and two packs, each listed once for check.
+	ow := r2.Overwritten()
+	if len(ow) != 3+len(ids) {
+		t.Fatalf("overwritten objects: %+v", ow)
+	}
+	for _, o := range ow {
+		if o.Used == "" || o.BadTime.Before(o.UsedTime) {
+			t.Errorf("overwritten %s: %+v", o.Object, o)
+		}
+	}
 }
 
 func TestNoFallbackWithoutVersions(t *testing.T) {

@@ -174,6 +174,11 @@ func TestAsOfAttack(t *testing.T) {
 		if n := strings.Count(r.stderr, "object=config"); n != 1 {
 			t.Errorf("config warned about %d times", n)
 		}
+		// check still reads everything, and reports what was written over.
+		r = c.run(nil, "check")
+		if r.code == 0 || !strings.Contains(r.stdout+r.stderr, "was written over at") || !strings.Contains(r.stdout+r.stderr, "escrow recover --as-of TIME") {
+			t.Fatalf("check after an overwrite: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
 		dir := t.TempDir()
 		r = c.run(nil, "restore", latestAtT.ID, "--target", dir, "--verify")
 		if r.code != 0 {
