@@ -192,9 +192,38 @@ func TestAsOfNeedsVersioning(t *testing.T) {
 	}
 }
 
-func TestRecover(t *testing.T) {
+// objectLockBackend opens a repository prefix in a fresh bucket with
+// Object Lock and a default retention of a day in governance mode.
+func objectLockBackend(t *testing.T) (*Backend, *minio.Client) {
+	t.Helper()
 	ctx := context.Background()
-	b, c := versionedBackend(t)
+	srv := testenv.MinIO(t)
+	c := srv.Client(t)
+	cfg := minioConfig(t, "repo")
+	cfg.Bucket += "-lock"
+	if err := c.MakeBucket(ctx, cfg.Bucket, minio.MakeBucketOptions{ObjectLocking: true}); err != nil {
+		t.Fatalf("make an Object Lock bucket: %v", err)
+	}
+	mode, days, unit := minio.Governance, uint(1), minio.Days
+	if err := c.SetObjectLockConfig(ctx, cfg.Bucket, &mode, &days, &unit); err != nil {
+		t.Fatalf("default retention: %v", err)
+	}
+	b, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b, c
+}
+
+func TestRecover(t *testing.T) {
+	t.Run("versioning", func(t *testing.T) { testRecover(t, versionedBackend) })
+	t.Run("object lock", func(t *testing.T) { testRecover(t, objectLockBackend) })
+}
+
+func testRecover(t *testing.T, open func(*testing.T) (*Backend, *minio.Client)) {
+	ctx := context.Background()
+	b, c := open(t)
 	h := func(ft remote.FileType, n string) remote.Handle { return remote.Handle{Type: ft, Name: n} }
 	keep := []remote.Handle{{Type: remote.ConfigFile}, h(remote.KeyFile, "k1"), h(remote.PackFile, "0011"), h(remote.IndexFile, "i1"), h(remote.SnapshotFile, "s1"), h(remote.SnapshotFile, "s2")}
 	for _, x := range keep {
