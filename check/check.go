@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -126,6 +127,9 @@ const (
 	KindBlob        = "blob"         // a blob in an intact pack fails to verify
 	KindMissingBlob = "missing-blob" // a tree references a blob no index lists
 	KindTree        = "tree"         // an indexed tree cannot be loaded or decoded
+	// KindOverwritten: an object's current version was written over; an
+	// older version is sound and was read instead.
+	KindOverwritten = "overwritten"
 )
 
 // MaxAffected bounds Problem.Affected; the rest are only counted.
@@ -244,6 +248,13 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Report, error)
 	}
 	for _, f := range c.findings {
 		c.rep.Problems = append(c.rep.Problems, f.Problem)
+	}
+	for _, o := range r.Overwritten() {
+		c.rep.Problems = append(c.rep.Problems, Problem{Kind: KindOverwritten,
+			Err: fmt.Errorf("%s was written over at %s: %w: its current version does not match its name; the version of %s is sound and was read instead",
+				o.Object, o.BadTime.UTC().Format(time.RFC3339), repo.ErrCorrupt, o.UsedTime.UTC().Format(time.RFC3339)),
+			Fix: fmt.Sprintf("someone with write access to the bucket replaced it; once the host is clean, run escrow recover --as-of TIME (owner credentials) with a TIME after %s and before the attack to make the bucket whole for every tool, restic included (see docs/as-of.md)",
+				o.UsedTime.UTC().Format(time.RFC3339))})
 	}
 	return c.rep, nil
 }

@@ -80,16 +80,20 @@ func (r *Repository) LoadBlob(ctx context.Context, h BlobHandle, buf []byte) ([]
 	}
 	if h.Type == TreeBlob {
 		sealed, err := r.sealedTree(ctx, pb, r.idx.PackSize(pb.PackID))
-		if err != nil {
+		if err != nil && (remote.IsNotFound(err) || ctx.Err() != nil) {
 			return nil, err
 		}
-		return r.OpenBlob(pb, sealed, buf)
+		if err == nil {
+			plain, err := r.OpenBlob(pb, sealed, buf)
+			if !errors.Is(err, ErrCorrupt) {
+				return plain, err
+			}
+		}
+		// The pack in the cache is not the one the index describes:
+		// read the blob alone, from an older version if need be.
+		return r.LoadPackedBlob(ctx, pb, buf)
 	}
-	sealed, err := remote.LoadRange(ctx, r.be, remote.Handle{Type: remote.PackFile, Name: pb.PackID.String()}, int64(pb.Offset), int64(pb.Length))
-	if err != nil {
-		return nil, fmt.Errorf("load %s from pack %s: %w", h, pb.PackID.Str(), err)
-	}
-	return r.OpenBlob(pb, sealed, buf)
+	return r.LoadPackedBlob(ctx, pb, buf)
 }
 
 // ErrMissing marks a blob or object the repository should hold but does not.

@@ -121,7 +121,8 @@ func addKey(ctx context.Context, be remote.Backend, master *Key, password string
 }
 
 // searchKey tries the key files until one opens with password.
-func searchKey(ctx context.Context, be remote.Backend, password string) (*Key, ID, error) {
+func searchKey(ctx context.Context, fb *fallback, password string) (*Key, ID, error) {
+	be := fb.be
 	var names []string
 	err := be.List(ctx, remote.KeyFile, func(fi remote.FileInfo) error {
 		names = append(names, fi.Name)
@@ -138,7 +139,7 @@ func searchKey(ctx context.Context, be remote.Backend, password string) (*Key, I
 		if i >= maxKeysTried {
 			break
 		}
-		kf, id, err := loadKeyFile(ctx, be, name)
+		kf, id, err := loadKeyFile(ctx, fb, name)
 		switch {
 		case errors.Is(err, ErrCorrupt):
 			lastErr = err

@@ -60,17 +60,24 @@ type KeyOptions struct {
 
 // loadKeyFile reads and decodes the key file name, checking it against its
 // name.
-func loadKeyFile(ctx context.Context, be remote.Backend, name string) (*keyFile, ID, error) {
+func loadKeyFile(ctx context.Context, fb *fallback, name string) (*keyFile, ID, error) {
 	id, err := ParseID(name)
 	if err != nil {
 		return nil, ID{}, fmt.Errorf("key file name %q is not an ID", name)
 	}
-	data, err := remote.LoadAll(ctx, be, remote.Handle{Type: remote.KeyFile, Name: name})
+	var data []byte
+	err = fb.load(ctx, remote.Handle{Type: remote.KeyFile, Name: name}, 0, 0, func(b []byte) error {
+		if Hash(b) != id {
+			return fmt.Errorf("key file %s does not match its name (damaged or replaced): %w", id.Str(), ErrCorrupt)
+		}
+		data = b
+		return nil
+	})
+	if errors.Is(err, ErrCorrupt) {
+		return nil, id, err
+	}
 	if err != nil {
 		return nil, id, fmt.Errorf("load key %s: %w", id.Str(), err)
-	}
-	if Hash(data) != id {
-		return nil, id, fmt.Errorf("key file %s does not match its name (damaged or replaced): %w", id.Str(), ErrCorrupt)
 	}
 	kf, err := parseKeyFile(data)
 	if err != nil {
@@ -90,7 +97,7 @@ func (r *Repository) Keys(ctx context.Context) ([]KeyInfo, error) {
 	var out []KeyInfo
 	for _, id := range ids {
 		ki := KeyInfo{ID: id, Current: id == r.keyID}
-		kf, _, err := loadKeyFile(ctx, r.be, id.String())
+		kf, _, err := loadKeyFile(ctx, r.fb, id.String())
 		switch {
 		case remote.IsNotFound(err):
 			continue // removed meanwhile
@@ -149,7 +156,7 @@ func (r *Repository) AddKey(ctx context.Context, password string, o KeyOptions) 
 	if err != nil {
 		return ID{}, err
 	}
-	kf, _, err := loadKeyFile(ctx, r.be, id.String())
+	kf, _, err := loadKeyFile(ctx, r.fb, id.String())
 	if err != nil {
 		return id, fmt.Errorf("read back the new key %s: %w", id.Str(), err)
 	}

@@ -95,6 +95,8 @@ type Repository struct {
 	// zbufs holds *[]byte scratch for decrypting compressed blobs.
 	zbufs sync.Pool
 	log   *slog.Logger
+	// fb reads objects, falling back to older versions of overwritten ones.
+	fb *fallback
 }
 
 // ErrAlreadyInitialized means init found a config file at the address.
@@ -145,7 +147,8 @@ func Open(ctx context.Context, be remote.Backend, password string, opts Options)
 		}
 		return nil, fmt.Errorf("open %s: %w", be.Location(), err)
 	}
-	key, keyID, err := searchKey(ctx, be, password)
+	fb := newFallback(be, opts.Logger)
+	key, keyID, err := searchKey(ctx, fb, password)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +156,7 @@ func Open(ctx context.Context, be remote.Backend, password string, opts Options)
 	if err != nil {
 		return nil, err
 	}
-	r.keyID = keyID
+	r.keyID, r.fb = keyID, fb
 	if err := r.LoadJSON(ctx, remote.ConfigFile, ID{}, &r.cfg); err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
@@ -175,7 +178,7 @@ func newRepository(be remote.Backend, key *Key, cfg Config, opts Options) (*Repo
 	if err != nil {
 		return nil, err
 	}
-	return &Repository{be: be, key: key, cfg: cfg, opts: opts, codec: c, idx: NewIndex(), trees: newTreePackCache(treeCacheSize), log: opts.Logger}, nil
+	return &Repository{be: be, key: key, cfg: cfg, opts: opts, codec: c, idx: NewIndex(), trees: newTreePackCache(treeCacheSize), log: opts.Logger, fb: newFallback(be, opts.Logger)}, nil
 }
 
 // Close releases the repository's resources (not the backend).

@@ -181,13 +181,25 @@ func (r *Repository) LoadJSON(ctx context.Context, t remote.FileType, id ID, v a
 	if t == remote.ConfigFile {
 		h.Name = ""
 	}
-	sealed, err := remote.LoadAll(ctx, r.be, h)
-	if err != nil {
-		return fmt.Errorf("load %s: %w", h, err)
-	}
-	doc, err := r.openUnpacked(h, sealed, t != remote.ConfigFile)
-	if err != nil {
+	// Valid JSON is part of the check: a config the key decrypts but that
+	// is not JSON must not end the fallback to an older version.
+	var doc []byte
+	err := r.fb.load(ctx, h, 0, 0, func(sealed []byte) error {
+		d, err := r.openUnpacked(h, sealed, t != remote.ConfigFile)
+		if err != nil {
+			return err
+		}
+		if !json.Valid(d) {
+			return fmt.Errorf("decode %s: %w: not valid JSON", h, ErrCorrupt)
+		}
+		doc = d
+		return nil
+	})
+	switch {
+	case errors.Is(err, ErrCorrupt), errors.Is(err, ErrUnauthenticated):
 		return err
+	case err != nil:
+		return fmt.Errorf("load %s: %w", h, err)
 	}
 	if err := json.NewDecoder(bytes.NewReader(doc)).Decode(v); err != nil {
 		return fmt.Errorf("decode %s: %w: %v", h, ErrCorrupt, err)

@@ -182,16 +182,28 @@ func (rs *restorer) restorePack(ctx context.Context, p *packPlan, bufs *packBufs
 	}
 	data, err := remote.LoadRangeInto(ctx, rs.r.Backend(), remote.Handle{Type: remote.PackFile, Name: p.id.String()}, start, end-start, bufs.dataBuf())
 	if err == nil && int64(len(data)) != end-start {
-		err = fmt.Errorf("got %d bytes, want %d", len(data), end-start)
+		err = fmt.Errorf("got %d bytes, want %d: %w", len(data), end-start, remote.ErrPermanent)
 	}
-	if err != nil {
+	// A pack that is not what the index describes (someone wrote over it,
+	// so the range no longer fits) is read blob by blob, each from an older
+	// version of the pack if the store keeps them. A missing pack, or a
+	// store that stayed unreachable through the retries, fails at once.
+	overwritten := err != nil && remote.IsPermanent(err) && !remote.IsNotFound(err) && ctx.Err() == nil
+	if err != nil && !overwritten {
 		failAll(fmt.Errorf("read pack %s: %w", p.id.Str(), err))
 		return
 	}
 	for _, w := range list {
-		off := int64(w.pb.Offset) - start
-		// Each blob is read once: it can be decrypted where it lies.
-		plain, err := rs.r.OpenBlobInPlace(w.pb, data[off:off+int64(w.pb.Length)], bufs.plainBuf())
+		var plain []byte
+		var err error
+		if !overwritten {
+			off := int64(w.pb.Offset) - start
+			// Each blob is read once: it can be decrypted where it lies.
+			plain, err = rs.r.OpenBlobInPlace(w.pb, data[off:off+int64(w.pb.Length)], bufs.plainBuf())
+		}
+		if overwritten || errors.Is(err, repo.ErrCorrupt) {
+			plain, err = rs.r.LoadPackedBlob(ctx, w.pb, bufs.plainBuf())
+		}
 		for _, u := range w.uses {
 			if u.file.failed.Load() {
 				continue

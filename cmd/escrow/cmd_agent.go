@@ -169,6 +169,9 @@ func runAgentOnce(ctx context.Context, g *globalOptions, cfg *config.Config, log
 // upload limit and CA bundle, and caches index and snapshot files in the
 // state directory.
 func openAgentRepo(ctx context.Context, g *globalOptions, cfg *config.Config, log *slog.Logger) (*repo.Repository, error) {
+	if err := g.refuseAsOf("back up"); err != nil {
+		return nil, err
+	}
 	st := store{
 		addr:    cfg.Repository,
 		s3:      func() (s3.Config, error) { return cfg.S3Config(g.env.getenv) },

@@ -36,6 +36,8 @@ type globalOptions struct {
 	// Kit is a recovery kit file: the repository address, password and S3
 	// credential, where flags and the environment give none.
 	Kit string
+	// AsOf reads the repository as it was at this time (asof.go).
+	AsOf string
 
 	env env
 	// kit is Kit's content, read once by recoveryKit.
@@ -52,6 +54,7 @@ func (o *globalOptions) AddFlags(f *pflag.FlagSet) {
 	f.CountVarP(&o.Verbose, "verbose", "v", "log more (repeat for debug)")
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "print only errors")
 	f.DurationVar(&o.RetryFor, "retry-for", 15*time.Minute, "keep retrying an unreachable store this long before giving up")
+	f.StringVar(&o.AsOf, "as-of", "", `read the repository as it was at this time: RFC 3339, a date, or "2 hours ago" (S3 with versioning; read commands only)`)
 	f.IntVar(&o.PackSizeMiB, "pack-size", repo.DefaultPackSize>>20, "target size of pack files in MiB (smaller: less memory, more requests)")
 }
 
@@ -102,7 +105,16 @@ func (o *globalOptions) openBackend(ctx context.Context, create bool) (remote.Ba
 	if err != nil {
 		return nil, err
 	}
-	st := store{addr: addr, s3: func() (s3.Config, error) { return o.s3Config(addr) }}
+	at, err := o.asOfTime()
+	if err != nil {
+		return nil, err
+	}
+	if create {
+		if err := o.refuseAsOf("create a repository"); err != nil {
+			return nil, err
+		}
+	}
+	st := store{addr: addr, s3: func() (s3.Config, error) { return o.s3Config(addr) }, asOf: at}
 	return openStore(ctx, st, create, o.retryOptions())
 }
 
@@ -171,6 +183,8 @@ type store struct {
 	s3      func() (s3.Config, error)
 	s3opts  []s3.Option
 	limiter *remote.Limiter // uploads; nil: unlimited
+	// asOf, if set, opens the read-only view of the store at that time.
+	asOf time.Time
 }
 
 func openStore(ctx context.Context, st store, create bool, ro remote.RetryOptions) (remote.Backend, error) {
@@ -222,7 +236,12 @@ func openStore(ctx context.Context, st store, create bool, ro remote.RetryOption
 		}
 		be = remote.Limit(be, st.limiter)
 	}
-	return remote.WithRetry(be, ro), nil
+	view, err := asOfView(ctx, be, st.asOf, ro)
+	if err != nil {
+		be.Close()
+		return nil, err
+	}
+	return remote.WithRetry(view, ro), nil
 }
 
 func (o *globalOptions) retryOptions() remote.RetryOptions {

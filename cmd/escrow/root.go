@@ -42,6 +42,7 @@ owner holds, in a repository restic can also read.`,
 		newRestartCommand(g),
 		newServiceCommand(g),
 		newDoctorCommand(g),
+		newRecoverCommand(g),
 	)
 	return root
 }

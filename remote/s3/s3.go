@@ -258,6 +258,11 @@ func (b *Backend) Save(ctx context.Context, h remote.Handle, data []byte) error 
 // the end fails, and the reader fails if fewer bytes arrive than the server
 // announced.
 func (b *Backend) Load(ctx context.Context, h remote.Handle, offset, length int64) (io.ReadCloser, error) {
+	return b.load(ctx, h, "", offset, length)
+}
+
+// load is Load of one version of h; "" reads the current one.
+func (b *Backend) load(ctx context.Context, h remote.Handle, versionID string, offset, length int64) (io.ReadCloser, error) {
 	key, err := b.key(h)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", h, err)
@@ -265,7 +270,7 @@ func (b *Backend) Load(ctx context.Context, h remote.Handle, offset, length int6
 	if offset < 0 || length < 0 {
 		return nil, fmt.Errorf("load %s: %w: invalid range: offset %d, length %d", h, remote.ErrPermanent, offset, length)
 	}
-	var opts minio.GetObjectOptions
+	opts := minio.GetObjectOptions{VersionID: versionID}
 	switch {
 	case length > 0:
 		err = opts.SetRange(offset, offset+length-1)
