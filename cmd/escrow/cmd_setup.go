@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -232,7 +233,8 @@ func (o *setupOptions) applyTo(g *globalOptions, a *setup.Answers) {
 		a.Password = p
 	}
 	for _, s := range o.Sources {
-		if abs, err := filepath.Abs(s); err == nil {
+		abs, err := filepath.Abs(s)
+		if err == nil && !slices.ContainsFunc(a.Sources, func(s setup.Source) bool { return s.Path == abs }) {
 			a.Sources = append(a.Sources, setup.SiteSource(setup.Site{Path: abs}))
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -91,6 +92,13 @@ func checkSetupPaths(a *setup.Answers) error {
 		}
 		if _, err := os.Stat(db.Path); err != nil {
 			errs = append(errs, &config.Error{Field: fmt.Sprintf("databases[%d].path", i), Msg: db.Path + " does not exist on this server"})
+		}
+	}
+	if f := a.Kit.File; f != "" {
+		if !filepath.IsAbs(f) {
+			errs = append(errs, &config.Error{Field: "kit.file", Msg: f + " is not an absolute path"})
+		} else if fi, err := os.Stat(filepath.Dir(f)); err != nil || !fi.IsDir() {
+			errs = append(errs, &config.Error{Field: "kit.file", Msg: filepath.Dir(f) + " does not exist; create it, or write the kit elsewhere"})
 		}
 	}
 	return errors.Join(errs...)
