@@ -276,6 +276,10 @@ func (p *Preseed) check() error {
 // written again hold the same secrets.
 func FromConfig(c *config.Config) Answers {
 	a := Answers{Repository: c.Repository, StateDir: c.StateDir}
+	// An empty host means this machine's name, which Parse filled in.
+	if h, err := os.Hostname(); err == nil && c.Host != h {
+		a.Host = c.Host
+	}
 	if c.StateDir == config.DefaultStateDir {
 		a.StateDir = ""
 	}

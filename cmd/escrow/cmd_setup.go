@@ -129,6 +129,9 @@ func runSetup(ctx context.Context, g *globalOptions, o *setupOptions) error {
 		a = setup.FromConfig(c)
 	}
 	o.applyTo(g, &a)
+	if pre != nil {
+		warnPreseedMode(g, pre)
+	}
 	search := setup.Search{WWW: o.WWW, Nginx: o.Nginx, Apache: o.Apache}
 	var t setup.Terminal // nil: unattended
 
@@ -144,6 +147,12 @@ func runSetup(ctx context.Context, g *globalOptions, o *setupOptions) error {
 			return usageError(errors.New("escrow setup asks questions on a terminal; to run it from a script use --preseed FILE --yes (docs/resellers.md)"))
 		}
 		t = setup.NewTerminal(g.env.stdin, g.env.stdout)
+		// The secret of a previous run is the default: an empty answer
+		// keeps it.
+		if err := readSetupSecrets(&a); err != nil {
+			t.Say("escrow: %v; it will be asked for.\n", err)
+			a.S3.SecretAccessKeyFile = ""
+		}
 		sites := setup.FindSites(search)
 		check := func(ctx context.Context, a *setup.Answers) error {
 			if err := readSetupSecrets(a); err != nil {
@@ -168,6 +177,11 @@ func runSetup(ctx context.Context, g *globalOptions, o *setupOptions) error {
 	}
 	if err := readSetupSecrets(&a); err != nil {
 		return usageError(preseedError(pre, err))
+	}
+	if strings.HasPrefix(a.Repository, "s3:") && (a.S3.AccessKeyID == "" || a.S3.SecretAccessKey == "") {
+		// The service runs without the caller's environment: the
+		// credential must be in the configuration's files.
+		return usageError(preseedError(pre, &config.Error{Field: "s3", Msg: "the S3 credential is missing: give s3.access_key_id and s3.secret_access_key (or secret_access_key_file), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"}))
 	}
 	files, err := writeSetupFiles(g, pre, &a, paths, old)
 	if err != nil {
@@ -344,4 +358,16 @@ func preseedError(pre *setup.Preseed, err error) error {
 func isTerminal(r any) bool {
 	f, ok := r.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// warnPreseedMode warns about a preseed that holds secrets and that other
+// users of this machine can read.
+func warnPreseedMode(g *globalOptions, pre *setup.Preseed) {
+	secret := pre.Password != "" || pre.S3.SecretAccessKey != ""
+	for _, db := range pre.Databases {
+		secret = secret || db.Password != ""
+	}
+	if fi, err := os.Stat(pre.File); err == nil && secret && fi.Mode().Perm()&0o077 != 0 {
+		fmt.Fprintf(g.env.stderr, "escrow: warning: %s holds secrets and other users of this machine can read it (mode %04o): chmod 600 it, or delete it after setup\n", pre.File, fi.Mode().Perm())
+	}
 }

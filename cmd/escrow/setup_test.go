@@ -222,6 +222,26 @@ func TestSetupBadPreseed(t *testing.T) {
 	}
 }
 
+func TestSetupPreseedWithoutS3Credential(t *testing.T) {
+	h := newSetupHost(t)
+	shop := h.site("shop", map[string]string{"index.php": "<?php"})
+	c := &cli{t: t, env: []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}}
+	// The service does not get the caller's environment, so a credential
+	// only there would break it; and a preseed holding a secret should not
+	// be readable by everyone.
+	p := h.preseed("repository: s3:http://127.0.0.1:1/bucket/site\npassword: a secret\nsources:\n  - path: " + shop + "\n")
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := c.run(nil, h.setupArgs("--preseed", p, "--yes")...)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "preseed.yaml: s3: the S3 credential is missing") {
+		t.Errorf("exit %d\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "holds secrets and other users of this machine can read it (mode 0644)") || strings.Contains(r.stderr, "a secret") {
+		t.Errorf("no warning about the preseed's mode, or the secret shown:\n%s", r.stderr)
+	}
+}
+
 func TestSetupStoreUnreachable(t *testing.T) {
 	h := newSetupHost(t)
 	shop := h.site("shop", map[string]string{"index.php": "<?php"})
