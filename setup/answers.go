@@ -247,16 +247,14 @@ func recordLines(n *yaml.Node, path string, lines map[string]int) {
 }
 
 // check finds what the configuration's own validation cannot: setup-only
-// fields and secrets given twice.
+// fields and secrets given twice. A missing repository is left to that
+// validation, since --repo and $ESCROW_REPOSITORY may still give it.
 func (p *Preseed) check() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, &PreseedError{File: p.File, Line: p.Line(field), Msg: field + ": " + fmt.Sprintf(format, args...)})
 	}
 	a := &p.Answers
-	if a.Repository == "" {
-		bad("repository", "missing; give where backups go, e.g. repository: s3:https://s3.example.com/bucket/customer-42")
-	}
 	if a.S3.SecretAccessKey != "" && a.S3.SecretAccessKeyFile != "" {
 		bad("s3.secret_access_key_file", "give secret_access_key or secret_access_key_file, not both")
 	}

@@ -33,7 +33,6 @@ func TestParsePreseedErrorsHaveLines(t *testing.T) {
 		{"unknown field", "repository: /srv/r\nsources:\n  - path: /var/www/a\n    excludes: [x]\n", []string{"p.yaml:4: field excludes not found"}},
 		{"wrong kind", "repository: /srv/r\nservice: maybe\n", []string{"p.yaml:2: cannot unmarshal"}},
 		{"syntax", "repository: /srv/r\n  bad: [\n", []string{"p.yaml:"}},
-		{"missing repository", "sources:\n  - path: /var/www/a\n", []string{"p.yaml: repository: missing"}},
 		{"two secrets", "repository: s3:https://h/b\ns3:\n  secret_access_key: x\n  secret_access_key_file: /f\n", []string{"p.yaml:4: s3.secret_access_key_file: give secret_access_key or"}},
 		{"empty", "", []string{"p.yaml: the file is empty"}},
 		{"two at once", "repository: /srv/r\nfoo: 1\nbar: 2\n", []string{"p.yaml:2: field foo", "p.yaml:3: field bar"}},
@@ -295,5 +294,35 @@ func TestInterviewAsksAgainWhileTheStoreFails(t *testing.T) {
 	term = &scripted{answers: []string{"/srv/repo"}}
 	if err := Interview(context.Background(), term, &Answers{}, nil, func(context.Context, *Answers) error { return nil }); !errors.Is(err, ErrNoInput) {
 		t.Errorf("ended input: %v", err)
+	}
+}
+
+// TestResellersExample parses the preseed example in docs/resellers.md:
+// the documentation shows a file that works.
+func TestResellersExample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/resellers.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```yaml\n")
+	example, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/resellers.md has no yaml example")
+	}
+	p, err := ParsePreseed("resellers.md", []byte(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := p.Answers
+	if a.Repository == "" || a.S3.SecretAccessKey == "" || !a.ObjectLock || On(a.Discover, true) || len(a.Sources) != 1 ||
+		len(a.Databases) != 1 || a.Databases[0].Password == "" || a.Kit.File == "" || len(a.Kit.Command) != 2 || !On(a.Kit.Confirm, false) {
+		t.Errorf("the example reads as %+v", a)
+	}
+	text, err := ConfigText(nil, &a, Paths{ConfigFile: "/etc/escrow/escrow.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Parse("/etc/escrow/escrow.yaml", text); err != nil {
+		t.Errorf("the example's configuration: %v\n%s", err, text)
 	}
 }

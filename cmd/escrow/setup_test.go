@@ -200,6 +200,8 @@ func TestSetupBadPreseed(t *testing.T) {
 			[]string{"preseed.yaml:4: sources[1].path:"}},
 		{"missing directory and kit folder", "repository: /srv/repo\nsources:\n  - path: /nonexistent/site\nkit:\n  file: /nonexistent/kit.txt\n",
 			[]string{"preseed.yaml:3: sources[0].path: /nonexistent/site is not a directory", "preseed.yaml:5: kit.file: /nonexistent does not exist"}},
+		{"no repository", "sources:\n  - path: " + shop + "\n",
+			[]string{"preseed.yaml: repository: missing"}},
 		{"bad database", "repository: /srv/repo\ndatabases:\n  - type: oracle\n    databases: [x]\n",
 			[]string{"preseed.yaml:3: databases[0].type"}},
 	}
