@@ -269,13 +269,24 @@ func (o *setupOptions) applyTo(g *globalOptions, a *setup.Answers) {
 
 // readSetupSecrets reads the secrets the answers name by file.
 func readSetupSecrets(a *setup.Answers) error {
-	if f := a.S3.SecretAccessKeyFile; f != "" && a.S3.SecretAccessKey == "" {
-		s, err := readPasswordFile(f)
-		if err != nil {
-			return fmt.Errorf("s3.secret_access_key_file: %w", errors.Unwrap(err))
-		}
-		a.S3.SecretAccessKey = s
+	f := a.S3.SecretAccessKeyFile
+	if f == "" || a.S3.SecretAccessKey != "" {
+		return nil
 	}
+	bad := func(msg string) error { return &config.Error{Field: "s3.secret_access_key_file", Msg: f + " " + msg} }
+	data, err := os.ReadFile(f)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return bad("cannot be read: " + err.Error())
+	}
+	secret := strings.TrimSpace(strings.SplitN(string(data), "\n", 2)[0])
+	if secret == "" {
+		return bad("is empty; its first line must be the S3 secret access key")
+	}
+	a.S3.SecretAccessKey = secret
 	return nil
 }
 

@@ -298,4 +298,39 @@ func TestSetupGuidedOnTerminal(t *testing.T) {
 	if strings.Contains(ls, "wp-content/cache") || strings.Contains(ls, "debug.log") || !strings.Contains(ls, "photo.jpg") {
 		t.Errorf("the site's snapshot:\n%s", ls)
 	}
+
+	// A second guided run proposes what the first chose: accepting every
+	// default keeps the configuration, the password and the repository.
+	password, _ := os.ReadFile(cfg.PasswordFile)
+	before, _ := os.ReadFile(h.cfg)
+	cmd = exec.Command(escrowBin, h.setupArgs("--kit-out", kitFile, "--retry-for", "2s")...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "TERM=dumb"}
+	se = startSession(t, cmd)
+	se.answer("Repository address ["+srv.URL(bucket, "site")+"]: ", "")
+	se.answer("S3 access key ID ["+srv.AccessKey+"]: ", "")
+	se.answerSecret("S3 secret access key (not shown; empty keeps the current one): ", "")
+	se.answer("Region (empty: us-east-1): ", "")
+	se.answer("Use a bucket with Object Lock [y/N]: ", "")
+	se.answer("Back up "+app, "")
+	se.answer("Leave out (comma-separated, - for none) [node_modules]: ", "")
+	se.answer("Back up "+shop, "")
+	se.answer("Leave out (comma-separated, - for none) [", "")
+	se.answer("Other directories to back up (comma-separated, - for none): ", "")
+	se.answer("Dump mysql "+dbName, "")
+	se.answer("Write the kit to ["+kitFile+"]: ", "")
+	se.answer("Put the S3 secret key in the kit, so the kit alone restores? [Y/n]: ", "n")
+	se.expect("Opened the existing repository " + k.RepositoryID[:10])
+	se.answer("Have you stored the recovery kit off this server? [y/N]: ", "y")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("second setup: %v\n%s", err, se.output())
+	}
+	if again, _ := os.ReadFile(cfg.PasswordFile); string(again) != string(password) {
+		t.Error("the second run changed the password")
+	}
+	if after, _ := os.ReadFile(h.cfg); string(after) != string(before) {
+		t.Errorf("accepting every default changed the configuration:\n%s\nwas:\n%s", after, before)
+	}
+	if k2 := readKit(t, kitFile); k2.RepositoryID != k.RepositoryID {
+		t.Errorf("the second kit is for repository %s", k2.RepositoryID)
+	}
 }

@@ -202,6 +202,8 @@ func TestSetupBadPreseed(t *testing.T) {
 			[]string{"preseed.yaml:3: sources[0].path: /nonexistent/site is not a directory", "preseed.yaml:5: kit.file: /nonexistent does not exist"}},
 		{"no repository", "sources:\n  - path: " + shop + "\n",
 			[]string{"preseed.yaml: repository: missing"}},
+		{"unreadable secret file", "repository: s3:http://127.0.0.1:1/bucket/site\ns3:\n  access_key_id: AKID\n  secret_access_key_file: /nonexistent/secret\nsources:\n  - path: " + shop + "\n",
+			[]string{"preseed.yaml:4: s3.secret_access_key_file: /nonexistent/secret cannot be read: no such file or directory"}},
 		{"bad database", "repository: /srv/repo\ndatabases:\n  - type: oracle\n    databases: [x]\n",
 			[]string{"preseed.yaml:3: databases[0].type"}},
 	}
@@ -221,6 +223,15 @@ func TestSetupBadPreseed(t *testing.T) {
 				t.Errorf("a bad preseed wrote %s", h.etc)
 			}
 		})
+	}
+}
+
+func TestSetupNeedsTerminalOrYes(t *testing.T) {
+	h := newSetupHost(t)
+	c := &cli{t: t, env: []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}}
+	r := c.run([]byte("s3:https://s3.example.com/bucket\n"), h.setupArgs()...)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "asks questions on a terminal; to run it from a script use --preseed FILE --yes") {
+		t.Errorf("exit %d\n%s", r.code, r.stderr)
 	}
 }
 
