@@ -114,76 +114,12 @@ func runSetup(ctx context.Context, g *globalOptions, o *setupOptions) error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("read the existing configuration: %w", err)
 	}
-	var pre *setup.Preseed
-	var a setup.Answers
-	if o.Preseed != "" {
-		if pre, err = setup.ReadPreseed(o.Preseed); err != nil {
-			return usageError(err)
-		}
-		a = pre.Answers
-	} else if old != nil {
-		c, err := config.Parse(paths.ConfigFile, old)
-		if err != nil {
-			return configProblems(g, paths.ConfigFile, err)
-		}
-		a = setup.FromConfig(c)
+	sa, err := setupAnswers(ctx, g, o, paths, old)
+	if err != nil {
+		return err
 	}
-	o.applyTo(g, &a)
-	if pre != nil {
-		warnPreseedMode(g, pre)
-	}
-	search := setup.Search{WWW: o.WWW, Nginx: o.Nginx, Apache: o.Apache}
-	var t setup.Terminal // nil: unattended
-
-	if o.Yes {
-		if setup.On(a.Discover, len(a.Sources) == 0 && len(a.Databases) == 0) {
-			setup.Merge(&a, setup.FindSites(search))
-		}
-		if a.Kit.File == "" && len(a.Kit.Command) == 0 {
-			return usageError(errors.New("the recovery kit would go nowhere: give kit.file or kit.command in the preseed, or --kit-out (the password is generated on this host and is in no other place)"))
-		}
-	} else {
-		if !isTerminal(g.env.stdin) {
-			return usageError(errors.New("escrow setup asks questions on a terminal; to run it from a script use --preseed FILE --yes (docs/resellers.md)"))
-		}
-		t = setup.NewTerminal(g.env.stdin, g.env.stdout)
-		// The secret of a previous run is the default: an empty answer
-		// keeps it.
-		if err := readSetupSecrets(&a); err != nil {
-			t.Say("escrow: %v; it will be asked for.\n", err)
-			a.S3.SecretAccessKeyFile = ""
-		}
-		sites := setup.FindSites(search)
-		check := func(ctx context.Context, a *setup.Answers) error {
-			if err := readSetupSecrets(a); err != nil {
-				return err
-			}
-			be, _, err := answersStore(ctx, g, a)
-			if err != nil {
-				return err
-			}
-			return be.Close()
-		}
-		if err := setup.Interview(ctx, t, &a, sites, check); err != nil {
-			return err
-		}
-		if a.Service == nil && !o.NoService {
-			on, err := setup.AskYesNo(t, "Install and start the service now", true)
-			if err != nil {
-				return err
-			}
-			a.Service = &on
-		}
-	}
-	if err := readSetupSecrets(&a); err != nil {
-		return usageError(preseedError(pre, err))
-	}
-	if strings.HasPrefix(a.Repository, "s3:") && (a.S3.AccessKeyID == "" || a.S3.SecretAccessKey == "") {
-		// The service runs without the caller's environment: the
-		// credential must be in the configuration's files.
-		return usageError(preseedError(pre, &config.Error{Field: "s3", Msg: "the S3 credential is missing: give s3.access_key_id and s3.secret_access_key (or secret_access_key_file), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"}))
-	}
-	files, err := writeSetupFiles(g, pre, &a, paths, old)
+	a, pre := &sa.Answers, sa.pre
+	files, err := writeSetupFiles(g, pre, a, paths, old)
 	if err != nil {
 		return err
 	}
@@ -197,11 +133,11 @@ func runSetup(ctx context.Context, g *globalOptions, o *setupOptions) error {
 	// doctor verdict: the one call site where the integrator wires escrow
 	// doctor (branch doctor) once it is merged: its verdict on the store
 	// (versioning, Object Lock, days of protection, what the credential may
-	// delete) belongs here, and a bucket with Object Lock is made by init
-	// --object-lock's code in answersStore/connectStore before this point.
-	setupDoctorVerdict(g, &a)
+	// delete) belongs here, and a bucket with Object Lock (a.ObjectLock) is
+	// made by init --object-lock's code in connectStore before this point.
+	setupDoctorVerdict(g, a)
 
-	if err := deliverSetupKit(ctx, g, t, sr, &a, cfg); err != nil {
+	if err := deliverSetupKit(ctx, g, sa.term, sr, a, cfg); err != nil {
 		return err
 	}
 	install := setup.On(a.Service, true) && !o.NoService
@@ -224,6 +160,93 @@ func runSetup(ctx context.Context, g *globalOptions, o *setupOptions) error {
 		return followServiceBackup(ctx, g, cfg, o.BackupWait)
 	}
 	return firstBackup(ctx, g, sr.r, cfg)
+}
+
+// answers are setup's answers with where they came from.
+type answers struct {
+	setup.Answers
+	pre  *setup.Preseed // nil without --preseed
+	term setup.Terminal // nil: unattended
+}
+
+// setupAnswers gathers the answers: from the preseed or the existing
+// configuration, the flags and the environment, then the questions on the
+// terminal (checking the store at once) unless --yes.
+func setupAnswers(ctx context.Context, g *globalOptions, o *setupOptions, paths setup.Paths, old []byte) (*answers, error) {
+	sa := &answers{}
+	a := &sa.Answers
+	if o.Preseed != "" {
+		var err error
+		if sa.pre, err = setup.ReadPreseed(o.Preseed); err != nil {
+			return nil, usageError(err)
+		}
+		*a = sa.pre.Answers
+		warnPreseedMode(g, sa.pre)
+	} else if old != nil {
+		c, err := config.Parse(paths.ConfigFile, old)
+		if err != nil {
+			return nil, configProblems(g, paths.ConfigFile, err)
+		}
+		*a = setup.FromConfig(c)
+	}
+	o.applyTo(g, a)
+	search := setup.Search{WWW: o.WWW, Nginx: o.Nginx, Apache: o.Apache}
+	if o.Yes {
+		if setup.On(a.Discover, len(a.Sources) == 0 && len(a.Databases) == 0) {
+			setup.Merge(a, setup.FindSites(search))
+		}
+		if a.Kit.File == "" && len(a.Kit.Command) == 0 {
+			return nil, usageError(errors.New("the recovery kit would go nowhere: give kit.file or kit.command in the preseed, or --kit-out (the password is generated on this host and is in no other place)"))
+		}
+	} else if err := interview(ctx, g, o, sa, search); err != nil {
+		return nil, err
+	}
+	if err := readSetupSecrets(a); err != nil {
+		return nil, usageError(preseedError(sa.pre, err))
+	}
+	if strings.HasPrefix(a.Repository, "s3:") && (a.S3.AccessKeyID == "" || a.S3.SecretAccessKey == "") {
+		// The service runs without the caller's environment: the
+		// credential must be in the configuration's files.
+		return nil, usageError(preseedError(sa.pre, &config.Error{Field: "s3", Msg: "the S3 credential is missing: give s3.access_key_id and s3.secret_access_key (or secret_access_key_file), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"}))
+	}
+	return sa, nil
+}
+
+// interview asks the questions on the terminal.
+func interview(ctx context.Context, g *globalOptions, o *setupOptions, sa *answers, search setup.Search) error {
+	if !isTerminal(g.env.stdin) {
+		return usageError(errors.New("escrow setup asks questions on a terminal; to run it from a script use --preseed FILE --yes (docs/resellers.md)"))
+	}
+	t := setup.NewTerminal(g.env.stdin, g.env.stdout)
+	sa.term = t
+	a := &sa.Answers
+	// The secret of a previous run is the default: an empty answer keeps
+	// it.
+	if err := readSetupSecrets(a); err != nil {
+		t.Say("escrow: %v; it will be asked for.\n", err)
+		a.S3.SecretAccessKeyFile = ""
+	}
+	check := func(ctx context.Context, a *setup.Answers) error {
+		if err := readSetupSecrets(a); err != nil {
+			return err
+		}
+		be, _, err := answersStore(ctx, g, a)
+		if err != nil {
+			return err
+		}
+		return be.Close()
+	}
+	if err := setup.Interview(ctx, t, a, setup.FindSites(search), check); err != nil {
+		return err
+	}
+	if a.Service == nil && !o.NoService {
+		on, err := setup.AskYesNo(t, "Install and start the service now", true)
+		if err != nil {
+			return err
+		}
+		a.Service = &on
+	}
+	return nil
 }
 
 // applyTo overrides the answers with the flags and environment that were
