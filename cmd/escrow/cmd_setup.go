@@ -142,6 +142,7 @@ func runSetup(ctx context.Context, g *globalOptions, o *setupOptions) error {
 	}
 	install := setup.On(a.Service, true) && !o.NoService
 	onSystem := filepath.Clean(o.ServiceRoot) == "/"
+	started := time.Now()
 	if install {
 		if err := runInstall(g, installOptions{Config: paths.ConfigFile, Root: o.ServiceRoot}); err != nil {
 			return withCode(exitSetupService, fmt.Errorf("install the service: %w", err))
@@ -157,7 +158,7 @@ func runSetup(ctx context.Context, g *globalOptions, o *setupOptions) error {
 		return nil
 	}
 	if install && onSystem {
-		return followServiceBackup(ctx, g, cfg, o.BackupWait)
+		return followServiceBackup(ctx, g, cfg, started, o.BackupWait)
 	}
 	return firstBackup(ctx, g, sr.r, cfg)
 }

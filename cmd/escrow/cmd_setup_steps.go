@@ -214,27 +214,30 @@ func startService(g *globalOptions, cfg *config.Config) error {
 	return confirmStarted(g, m, cfg)
 }
 
-// followServiceBackup shows the service's first backup until every source
-// has a snapshot, then the agent's status.
-func followServiceBackup(ctx context.Context, g *globalOptions, cfg *config.Config, wait time.Duration) error {
+// followServiceBackup shows the service's first backup, until every source
+// and database has been saved (or found unchanged) by an agent started
+// after since, then the agent's status.
+func followServiceBackup(ctx context.Context, g *globalOptions, cfg *config.Config, since time.Time, wait time.Duration) error {
 	g.printf("Following the agent's first backup (escrow status shows it at any time):\n")
 	deadline := time.Now().Add(wait)
 	last := ""
+	shown := map[string]bool{}
 	for time.Now().Before(deadline) {
 		st, running, err := agent.ReadStatus(cfg.StateDir)
-		if err == nil {
-			done, line := 0, ""
-			for _, s := range st.Sources {
-				if s.LastSnapshot != nil {
-					done++
-				}
-			}
-			line = fmt.Sprintf("  %d of %d sources saved", done, len(st.Sources))
+		if err == nil && !st.Started.Before(since) {
+			done, total, problems := firstBackupProgress(st, since)
+			line := fmt.Sprintf("  %d of %d sources and databases saved", done, total)
 			if line != last {
 				g.printf("%s\n", line)
 				last = line
 			}
-			if done == len(st.Sources) {
+			for _, p := range problems {
+				if !shown[p] {
+					fmt.Fprintf(g.env.stderr, "  %s\n", p)
+					shown[p] = true
+				}
+			}
+			if done == total {
 				printStatus(g, st, running, time.Now())
 				return nil
 			}
@@ -242,11 +245,33 @@ func followServiceBackup(ctx context.Context, g *globalOptions, cfg *config.Conf
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(2 * time.Second):
+		case <-time.After(time.Second):
 		}
 	}
 	g.printf("The first backup is still running; escrow status shows how far it is.\n")
 	return nil
+}
+
+// firstBackupProgress counts the sources and databases an agent saved (or
+// found unchanged) since a time, and lists its errors since then.
+func firstBackupProgress(st *agent.Status, since time.Time) (done, total int, problems []string) {
+	for _, s := range st.Sources {
+		if s.Verified.After(since) || s.LastSnapshot != nil && s.LastSnapshot.Time.After(since) {
+			done++
+		}
+		if s.LastError != "" && s.LastErrorTime.After(since) {
+			problems = append(problems, s.Path+": "+s.LastError)
+		}
+	}
+	for _, j := range st.Jobs {
+		if j.LastSuccess.After(since) {
+			done++
+		}
+		if j.LastError != "" && j.LastErrorTime.After(since) {
+			problems = append(problems, "database "+j.Name+": "+j.LastError)
+		}
+	}
+	return done, len(st.Sources) + len(st.Jobs), problems
 }
 
 // firstBackup saves a snapshot of every source and dumps every database,

@@ -3,11 +3,15 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -386,5 +390,36 @@ func TestSetupServiceInstall(t *testing.T) {
 	r := c.run(nil, args(file)...)
 	if r.code != exitSetupService || !strings.Contains(r.stderr, "install the service") {
 		t.Errorf("exit %d, want %d\n%s", r.code, exitSetupService, r.stderr)
+	}
+}
+
+// TestSetupFollowsTheAgentsFirstBackup runs the agent as the service would
+// and follows its first backup as setup does after starting the service.
+func TestSetupFollowsTheAgentsFirstBackup(t *testing.T) {
+	h := newSetupHost(t)
+	shop := h.site("shop", map[string]string{"index.php": "<?php", "wp-content/uploads/a.jpg": strings.Repeat("x", 5000)})
+	c := &cli{t: t, env: []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}}
+	c.ok(h.setupArgs("--yes", "--kit-out", filepath.Join(h.root, "kit.txt"), "--repo", filepath.Join(h.root, "repo"), "--source", shop, "--no-backup")...)
+
+	since := time.Now()
+	agentCmd := exec.Command(escrowBin, "agent", "--config", h.cfg)
+	var agentOut bytes.Buffer
+	agentCmd.Stdout, agentCmd.Stderr = &agentOut, &agentOut
+	if err := agentCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = agentCmd.Process.Signal(syscall.SIGTERM)
+		_ = agentCmd.Wait()
+	})
+	var out, errs bytes.Buffer
+	g := &globalOptions{env: env{stdout: &out, stderr: &errs, getenv: func(string) string { return "" }}}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := followServiceBackup(ctx, g, h.config(), since, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "1 of 1 sources and databases saved") || !strings.Contains(out.String(), shop) || strings.Contains(out.String(), "still running") {
+		t.Errorf("output:\n%s\nstderr:\n%s\nagent:\n%s", out.String(), errs.String(), agentOut.String())
 	}
 }
