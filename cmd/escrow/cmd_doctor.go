@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/escrow-backup/escrow/agent/config"
 	"github.com/escrow-backup/escrow/doctor"
 	"github.com/escrow-backup/escrow/remote/s3"
 )
@@ -97,28 +96,9 @@ func resolveDoctorTarget(g *globalOptions, o *doctorOptions) (doctorTarget, erro
 		t.st = store{addr: addr, s3: func() (s3.Config, error) { return g.s3Config(addr) }}
 		return t, nil
 	}
-	return t, configStore(g, cfg, &t.st)
-}
-
-// configStore fills st from the agent's configuration.
-func configStore(g *globalOptions, cfg *config.Config, st *store) error {
-	st.addr = cfg.Repository
-	if !strings.HasPrefix(cfg.Repository, "s3:") {
-		return nil
-	}
-	c, err := cfg.S3Config(g.env.getenv)
-	if err != nil {
-		return usageError(err)
-	}
-	st.s3 = func() (s3.Config, error) { return c, nil }
-	pool, err := cfg.RootCAs()
-	if err != nil {
-		return usageError(err)
-	}
-	if pool != nil {
-		st.s3opts = append(st.s3opts, s3.WithRootCAs(pool))
-	}
-	return nil
+	st, _, err := configStore(g, cfg)
+	t.st = st
+	return t, err
 }
 
 func runDoctor(ctx context.Context, g *globalOptions, o *doctorOptions) error {

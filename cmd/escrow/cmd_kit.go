@@ -91,20 +91,8 @@ func runKit(ctx context.Context, g *globalOptions, o *kitOptions) error {
 		return err
 	}
 	defer closeRepo(sr.r)
-	k := &kit.Kit{
-		Repository:   sr.r.Backend().Location(),
-		RepositoryID: sr.r.Config().ID,
-		KeyID:        sr.r.KeyID().String(),
-		Created:      time.Now().UTC().Truncate(time.Second),
-		Host:         sr.host,
-		Password:     sr.password,
-	}
-	if c := sr.s3; c != nil {
-		k.Region, k.AccessKeyID = c.Region, c.KeyID
-		if o.IncludeCredentials {
-			k.SecretAccessKey, k.SessionToken = c.Secret, c.SessionToken
-		}
-	} else if o.IncludeCredentials || o.ReadKeyID != "" {
+	k := newKit(sr, o.IncludeCredentials)
+	if sr.s3 == nil && (o.IncludeCredentials || o.ReadKeyID != "") {
 		return usageError(fmt.Errorf("the repository at %s is a directory: there is no S3 credential to put in the kit", k.Repository))
 	}
 	if o.ReadKeyID != "" {
@@ -157,6 +145,26 @@ func runKit(ctx context.Context, g *globalOptions, o *kitOptions) error {
 	}
 	fmt.Fprintf(g.env.stderr, "\nStore the kit OFF this server (print it, or keep it in a password manager), remove any copy left here, then run: %s\n", confirm)
 	return nil
+}
+
+// newKit is the kit of the open repository sr: its access key ID, and with
+// includeCredentials the whole S3 credential.
+func newKit(sr *kitRepo, includeCredentials bool) *kit.Kit {
+	k := &kit.Kit{
+		Repository:   sr.r.Backend().Location(),
+		RepositoryID: sr.r.Config().ID,
+		KeyID:        sr.r.KeyID().String(),
+		Created:      time.Now().UTC().Truncate(time.Second),
+		Host:         sr.host,
+		Password:     sr.password,
+	}
+	if c := sr.s3; c != nil {
+		k.Region, k.AccessKeyID = c.Region, c.KeyID
+		if includeCredentials {
+			k.SecretAccessKey, k.SessionToken = c.Secret, c.SessionToken
+		}
+	}
+	return k
 }
 
 // kitText writes the kit and reads it back: what is written must parse into
@@ -311,22 +319,11 @@ func openForKit(ctx context.Context, g *globalOptions, cfg *config.Config) (*kit
 		}
 		return sr, nil
 	}
-	st := store{addr: cfg.Repository}
-	if strings.HasPrefix(cfg.Repository, "s3:") {
-		c, err := cfg.S3Config(g.env.getenv)
-		if err != nil {
-			return nil, usageError(err)
-		}
-		sr.s3 = &c
-		st.s3 = func() (s3.Config, error) { return c, nil }
-		pool, err := cfg.RootCAs()
-		if err != nil {
-			return nil, usageError(err)
-		}
-		if pool != nil {
-			st.s3opts = append(st.s3opts, s3.WithRootCAs(pool))
-		}
+	st, c, err := configStore(g, cfg)
+	if err != nil {
+		return nil, err
 	}
+	sr.s3 = c
 	be, err := openStore(ctx, st, false, g.retryOptions())
 	if err != nil {
 		return nil, err
@@ -340,6 +337,28 @@ func openForKit(ctx context.Context, g *globalOptions, cfg *config.Config) (*kit
 		return nil, err
 	}
 	return sr, nil
+}
+
+// configStore is how to reach the repository of the agent's configuration,
+// with the S3 credential it names (nil for a directory).
+func configStore(g *globalOptions, cfg *config.Config) (store, *s3.Config, error) {
+	st := store{addr: cfg.Repository}
+	if !strings.HasPrefix(cfg.Repository, "s3:") {
+		return st, nil, nil
+	}
+	c, err := cfg.S3Config(g.env.getenv)
+	if err != nil {
+		return st, nil, usageError(err)
+	}
+	st.s3 = func() (s3.Config, error) { return c, nil }
+	pool, err := cfg.RootCAs()
+	if err != nil {
+		return st, nil, usageError(err)
+	}
+	if pool != nil {
+		st.s3opts = append(st.s3opts, s3.WithRootCAs(pool))
+	}
+	return st, &c, nil
 }
 
 // configLocation is the configured repository's address as its backend

@@ -42,8 +42,9 @@ func (g *globalOptions) newProgress(o progress.Options) (*progress.Reporter, err
 	return progress.New(o), nil
 }
 
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+// isTerminal reports whether v (a reader or writer) is a terminal.
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 

@@ -43,6 +43,7 @@ owner holds, in a repository restic can also read.`,
 		newServiceCommand(g),
 		newDoctorCommand(g),
 		newRecoverCommand(g),
+		newSetupCommand(g),
 	)
 	return root
 }
