@@ -41,6 +41,7 @@ owner holds, in a repository restic can also read.`,
 		newStopCommand(g),
 		newRestartCommand(g),
 		newServiceCommand(g),
+		newUnlockCommand(g),
 	)
 	return root
 }

@@ -213,7 +213,7 @@ func testLoadRangeBeyondEnd(t *testing.T, b remote.Backend) {
 }
 
 func testStat(t *testing.T, b remote.Backend) {
-	for _, ft := range []remote.FileType{remote.PackFile, remote.KeyFile, remote.LockFile, remote.SnapshotFile, remote.IndexFile} {
+	for _, ft := range []remote.FileType{remote.PackFile, remote.KeyFile, remote.LockFile, remote.SnapshotFile, remote.IndexFile, remote.ReleaseFile} {
 		name, data := randomData(123)
 		h := remote.Handle{Type: ft, Name: name}
 		save(t, b, h, data)
@@ -263,7 +263,7 @@ func testNotFound(t *testing.T, b remote.Backend) {
 
 func testListTypes(t *testing.T, b remote.Backend) {
 	want := map[remote.FileType]map[string]int64{}
-	for _, ft := range []remote.FileType{remote.PackFile, remote.KeyFile, remote.LockFile, remote.SnapshotFile, remote.IndexFile} {
+	for _, ft := range []remote.FileType{remote.PackFile, remote.KeyFile, remote.LockFile, remote.SnapshotFile, remote.IndexFile, remote.ReleaseFile} {
 		want[ft] = map[string]int64{}
 		for i := range 5 {
 			name, data := randomData(10 + i)
