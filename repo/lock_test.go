@@ -455,3 +455,51 @@ func TestLockReleasesDeadProcessLocks(t *testing.T) {
 		t.Errorf("%d release records, want 2 (the dead process's and the next locker's)", got)
 	}
 }
+
+// TestLockRestic: restic still reads a repository locked the escrow way,
+// sees escrow's lock files, and honours a fresh shared lock; a released
+// one keeps blocking restic's exclusive operations until the owner removes
+// it (restic knows nothing of release records).
+func TestLockRestic(t *testing.T) {
+	s := newLockStore(t)
+	ctx := context.Background()
+	r, _ := s.handle(t, repo.LockOptions{Refresh: 200 * time.Millisecond})
+	h := mustLock(t, r, false)
+	time.Sleep(300 * time.Millisecond) // a superseded file too
+
+	out, err := s.restic(t, "secret", "list", "locks")
+	if err != nil {
+		t.Fatalf("restic list locks: %v\n%s", err, out)
+	}
+	for _, name := range s.names(t, remote.LockFile) {
+		if !strings.Contains(out, name) {
+			t.Errorf("restic list locks does not show %s:\n%s", name, out)
+		}
+	}
+	if out, err := s.restic(t, "secret", "--no-lock", "check"); err != nil || !strings.Contains(out, "no errors were found") {
+		t.Fatalf("restic check with escrow's lock files and release records: %v\n%s", err, out)
+	}
+	// restic 0.14's check and prune lock exclusively: both give way.
+	for _, cmd := range []string{"check", "prune"} {
+		out, err = s.restic(t, "secret", cmd)
+		if err == nil || !strings.Contains(out, "already locked") {
+			t.Fatalf("restic %s while escrow holds a shared lock: %v\n%s", cmd, err, out)
+		}
+		t.Logf("restic %s, refused as it should be: %s", cmd, strings.TrimSpace(out))
+	}
+
+	mustUnlock(t, h)
+	if out, err := s.restic(t, "secret", "prune"); err == nil || !strings.Contains(out, "already locked") {
+		t.Fatalf("restic prune after escrow released its lock (restic should still see it): %v\n%s", err, out)
+	}
+	owner, _ := s.handle(t, repo.LockOptions{})
+	if n, err := owner.RemoveStaleLocks(ctx); err != nil || n == 0 {
+		t.Fatalf("RemoveStaleLocks: %d, %v", n, err)
+	}
+	if out, err := s.restic(t, "secret", "prune"); err != nil {
+		t.Fatalf("restic prune after escrow unlock: %v\n%s", err, out)
+	}
+	if out, err := s.restic(t, "secret", "check"); err != nil || !strings.Contains(out, "no errors were found") {
+		t.Fatalf("restic check after escrow unlock: %v\n%s", err, out)
+	}
+}

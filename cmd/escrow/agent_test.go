@@ -31,7 +31,13 @@ type agentSetup struct {
 func newAgentSetup(t *testing.T) *agentSetup {
 	t.Helper()
 	srv := testenv.MinIO(t)
-	bucket := srv.NewBucket(t)
+	return newAgentSetupOn(t, srv, srv.NewBucket(t))
+}
+
+// newAgentSetupOn is newAgentSetup with the repository in bucket on srv
+// (which may be a proxy in front of the test server).
+func newAgentSetupOn(t *testing.T, srv testenv.Server, bucket string) *agentSetup {
+	t.Helper()
 	dir := t.TempDir()
 	s := &agentSetup{
 		repoURL: srv.URL(bucket, "site"),
