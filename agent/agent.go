@@ -116,7 +116,7 @@ type Agent struct {
 	lastWritten time.Time
 
 	loadIndex func(context.Context) error
-	lock      repoLock // held for the agent's lifetime; see lock.go
+	lock      repoLock // held for the agent's lifetime; see repolock.go
 }
 
 // source is the agent's state for one Source.

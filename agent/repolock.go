@@ -101,6 +101,7 @@ func (a *Agent) acquire(ctx context.Context) error {
 			a.log.Warn("waiting for an exclusive lock (prune) to be released before the next snapshot; changes stay pending", "err", err, "poll", a.opts.LockPoll)
 			logged = true
 		}
+		a.writeStatus() // pending changes keep showing while it waits
 		t := time.NewTimer(a.opts.LockPoll)
 		select {
 		case <-ctx.Done():

@@ -489,6 +489,9 @@ func TestLockRestic(t *testing.T) {
 	}
 
 	mustUnlock(t, h)
+	if out, err := s.restic(t, "secret", "--no-lock", "check"); err != nil || !strings.Contains(out, "no errors were found") {
+		t.Fatalf("restic check with a release record in escrow/released/: %v\n%s", err, out)
+	}
 	if out, err := s.restic(t, "secret", "prune"); err == nil || !strings.Contains(out, "already locked") {
 		t.Fatalf("restic prune after escrow released its lock (restic should still see it): %v\n%s", err, out)
 	}

@@ -109,6 +109,18 @@ func TestBackingUpNeverDeletes(t *testing.T) {
 		}
 		t.Fatalf("the backing-up side sent %d DELETE requests, want none", n)
 	}
+	var lockPuts, releasePuts, lockLists int
+	for _, r := range proxy.Requests() {
+		switch {
+		case r.Method == http.MethodPut && strings.Contains(r.Path, "/locks/"):
+			lockPuts++
+		case r.Method == http.MethodPut && strings.Contains(r.Path, "/escrow/released/"):
+			releasePuts++
+		case r.Method == http.MethodGet && strings.Contains(r.Query, "prefix=site%2Flocks%2F"):
+			lockLists++
+		}
+	}
+	t.Logf("locking cost: %d lock files, %d release records, %d listings of locks/", lockPuts, releasePuts, lockLists)
 	puts := 0
 	for _, r := range proxy.Requests() {
 		if r.Method == http.MethodPut && strings.Count(r.Path, "/") > 1 {
