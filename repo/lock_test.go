@@ -2,6 +2,8 @@ package repo_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -505,4 +507,27 @@ func TestLockRestic(t *testing.T) {
 	if out, err := s.restic(t, "secret", "check"); err != nil || !strings.Contains(out, "no errors were found") {
 		t.Fatalf("restic check after escrow unlock: %v\n%s", err, out)
 	}
+}
+
+// A lock file nobody can read blocks escrow (it cannot know what it
+// protects) with an error naming the fix, and the owner's cleanup removes
+// it.
+func TestLockUnreadable(t *testing.T) {
+	s := newLockStore(t)
+	ctx := context.Background()
+	garbage := []byte("not an encrypted lock file, but named by its hash")
+	name := sha256.Sum256(garbage)
+	if err := s.open(t).Save(ctx, remote.Handle{Type: remote.LockFile, Name: hex.EncodeToString(name[:])}, garbage); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := s.handle(t, repo.LockOptions{})
+	_, err := r.Lock(ctx, false)
+	if err == nil || !strings.Contains(err.Error(), "escrow unlock") {
+		t.Fatalf("lock with an unreadable lock file: %v; want an error naming escrow unlock", err)
+	}
+	owner, _ := s.handle(t, repo.LockOptions{})
+	if n, err := owner.RemoveStaleLocks(ctx); n != 1 || err != nil {
+		t.Fatalf("RemoveStaleLocks: %d, %v; want the unreadable file removed", n, err)
+	}
+	mustUnlock(t, mustLock(t, r, false))
 }

@@ -64,6 +64,11 @@ func (r *Repository) Locks(ctx context.Context) ([]Lock, error) {
 	if err := r.learnLocks(ctx, ids); err != nil {
 		return nil, err
 	}
+	return r.judgeLocks(ctx, ids)
+}
+
+// judgeLocks returns the locks among ids (already read) that still count.
+func (r *Repository) judgeLocks(ctx context.Context, ids []ID) ([]Lock, error) {
 	b := r.locks
 	now := r.lockOpts.Now()
 	var candidates []ID
@@ -200,7 +205,7 @@ func (r *Repository) RemoveStaleLocks(ctx context.Context) (int, error) {
 		unreadable = append(unreadable, bad.id)
 		ids = slices.DeleteFunc(ids, func(x ID) bool { return x == bad.id })
 	}
-	if _, err := r.Locks(ctx); err != nil { // judges the live ones
+	if _, err := r.judgeLocks(ctx, ids); err != nil {
 		return 0, err
 	}
 	released, err := r.releasedLocks(ctx)
