@@ -13,6 +13,7 @@ import (
 
 	"github.com/escrow-backup/escrow/agent"
 	"github.com/escrow-backup/escrow/check"
+	"github.com/escrow-backup/escrow/internal/s3proxy"
 	"github.com/escrow-backup/escrow/internal/testenv"
 	"github.com/escrow-backup/escrow/remote"
 	"github.com/escrow-backup/escrow/remote/s3"
@@ -51,7 +52,19 @@ func TestAgentGivesWayToPrune(t *testing.T) {
 		KeyID: srv.AccessKey, Secret: srv.SecretKey,
 	}
 	ctx := context.Background()
-	be, err := s3.Create(ctx, cfg)
+	// The agent reaches MinIO through a recording proxy; "prune" directly.
+	scheme := "http://"
+	if srv.Secure {
+		scheme = "https://"
+	}
+	proxy, err := s3proxy.New(scheme + srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	acfg := cfg
+	acfg.Endpoint, acfg.UseHTTPS = proxy.Endpoint(), false
+	be, err := s3.Create(ctx, acfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,5 +149,10 @@ func TestAgentGivesWayToPrune(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "waiting for an exclusive lock"); n != 1 {
 		t.Errorf("the wait was logged %d times, want once", n)
+	}
+	h.stop()
+	t.Logf("the agent's requests: %s", proxy.Summary())
+	if n := proxy.Counts()["DELETE"]; n != 0 {
+		t.Errorf("the agent sent %d DELETE requests while giving way to prune, want none", n)
 	}
 }
