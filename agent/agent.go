@@ -59,8 +59,12 @@ type Options struct {
 	// LoadIndex loads the repository index, after the snapshots are listed
 	// (restic's read order); r.LoadIndex by default.
 	LoadIndex func(context.Context) error
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// LockPoll is how often an idle agent looks for an exclusive lock
+	// (prune) to give way to, and a waiting one looks whether it is gone
+	// (default 1 min).
+	LockPoll time.Duration
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 func (o *Options) fill() {
@@ -81,6 +85,9 @@ func (o *Options) fill() {
 	}
 	if o.Parallelism <= 0 {
 		o.Parallelism = 2
+	}
+	if o.LockPoll <= 0 {
+		o.LockPoll = time.Minute
 	}
 	if o.Host == "" {
 		o.Host, _ = os.Hostname()
@@ -107,6 +114,9 @@ type Agent struct {
 	mu          sync.Mutex // guards status
 	status      Status
 	lastWritten time.Time
+
+	loadIndex func(context.Context) error
+	lock      repoLock // held for the agent's lifetime; see repolock.go
 }
 
 // source is the agent's state for one Source.
@@ -201,15 +211,25 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer func() { a.watcher.Close(); wg.Wait() }()
 
 	a.setStatus(func() { a.status.Started = a.opts.Now() })
+	// One shared lock for the agent's lifetime, taken before the
+	// snapshots are listed and the index is loaded.
+	a.lock.stopped = ctx.Done()
+	if err := a.acquire(work); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer a.releaseLock(work)
 	snaps, err := a.r.Snapshots(work)
 	if err != nil {
 		return fmt.Errorf("list snapshots: %w", err)
 	}
-	loadIndex := a.opts.LoadIndex
-	if loadIndex == nil {
-		loadIndex = a.r.LoadIndex
+	a.loadIndex = a.opts.LoadIndex
+	if a.loadIndex == nil {
+		a.loadIndex = a.r.LoadIndex
 	}
-	if err := loadIndex(work); err != nil {
+	if err := a.loadIndex(work); err != nil {
 		return fmt.Errorf("load index: %w", err)
 	}
 	for _, s := range a.sources {
@@ -229,6 +249,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
+		if err := a.ensureLock(work); err != nil {
+			a.fail(s, err)
+			continue
+		}
 		a.fullRescan(work, s, "start")
 	}
 
@@ -236,7 +260,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if a.opts.Now().Sub(a.lastWritten) >= time.Second {
 			a.writeStatus()
 		}
-		wait := a.nextWake()
+		wait := min(a.nextWake(), a.lockCheckIn())
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -252,6 +276,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			break
 		}
 		a.runDue(work)
+		if a.lockCheckIn() == 0 {
+			if err := a.ensureLock(work); err != nil && ctx.Err() == nil {
+				a.log.Debug("idle lock check failed; the next snapshot checks again", "err", err)
+			}
+		}
 	}
 	a.setStatus(func() { a.status.Stopped = true })
 	a.writeStatus()
@@ -268,10 +297,21 @@ func (a *Agent) runDue(ctx context.Context) {
 	}
 	for _, s := range a.sources {
 		now := a.opts.Now()
-		if now.Before(s.retryAt) {
+		if now.Before(s.retryAt) || ctx.Err() != nil {
 			continue
 		}
-		if !now.Before(s.nextRescan) {
+		if now.Before(s.nextRescan) && !a.incrementalDue(s, now) {
+			continue
+		}
+		// Before each snapshot: give way to a prune. Giving way may
+		// schedule a rescan (the parent snapshot was removed).
+		if err := a.ensureLock(ctx); err != nil {
+			if ctx.Err() == nil {
+				a.fail(s, err)
+			}
+			continue
+		}
+		if !a.opts.Now().Before(s.nextRescan) {
 			why := "scheduled"
 			if s.rescanWhy != "" {
 				why, s.rescanWhy = s.rescanWhy, ""
@@ -279,9 +319,7 @@ func (a *Agent) runDue(ctx context.Context) {
 			a.fullRescan(ctx, s, why)
 			continue
 		}
-		if a.incrementalDue(s, now) {
-			a.incremental(ctx, s)
-		}
+		a.incremental(ctx, s)
 	}
 }
 
@@ -416,14 +454,9 @@ func (a *Agent) countMissed(s *source, unseen []backup.Change) int {
 	return missed
 }
 
-// backup runs one backup of s under a shared repository lock. changes nil
-// reads the whole tree.
+// backup runs one backup of s under the agent's shared repository lock.
+// changes nil reads the whole tree.
 func (a *Agent) backup(ctx context.Context, s *source, changes *watch.Set, onChange func(backup.Change)) (*backup.Result, error) {
-	lock, err := a.r.Lock(ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = lock.Unlock(context.WithoutCancel(ctx)) }()
 	opts := backup.Options{
 		Paths: []string{s.Path}, Excludes: s.Excludes, OneFileSystem: s.OneFileSystem, Tags: s.Tags,
 		Host: a.opts.Host, Parent: s.parent, Workers: a.opts.Parallelism,

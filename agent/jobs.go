@@ -48,7 +48,11 @@ type job struct {
 // period, so a dump that fails is retried well before its next turn.
 func (a *Agent) runJob(ctx context.Context, j *job) {
 	a.log.Info("job started", "job", j.Name)
-	res, err := j.Run(ctx)
+	var res JobResult
+	err := a.ensureLock(ctx) // a job saves snapshots: give way to a prune first
+	if err == nil {
+		res, err = j.Run(ctx)
+	}
 	now := a.opts.Now()
 	if err != nil {
 		if ctx.Err() != nil {

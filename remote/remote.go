@@ -28,8 +28,14 @@ const (
 	ConfigFile   FileType = "config"
 )
 
+// ReleaseFile is escrow's own kind, outside restic's folders (restic never
+// lists escrow/): an empty object escrow/released/<lock id> says that the
+// lock file of that name is released. It lets a writer without delete
+// rights give up a lock; see docs/design.md, "Locks".
+const ReleaseFile FileType = "escrow/released"
+
 // FileTypes lists every kind a repository holds, in the order a full listing walks them.
-var FileTypes = []FileType{ConfigFile, KeyFile, LockFile, SnapshotFile, IndexFile, PackFile}
+var FileTypes = []FileType{ConfigFile, KeyFile, LockFile, SnapshotFile, IndexFile, PackFile, ReleaseFile}
 
 // Handle names one object.
 type Handle struct {
@@ -53,7 +59,7 @@ func (h Handle) Valid() error {
 	switch h.Type {
 	case ConfigFile:
 		return nil
-	case PackFile, KeyFile, LockFile, SnapshotFile, IndexFile:
+	case PackFile, KeyFile, LockFile, SnapshotFile, IndexFile, ReleaseFile:
 	default:
 		return fmt.Errorf("invalid file type %q", h.Type)
 	}
@@ -105,7 +111,8 @@ type Backend interface {
 	// returned, never turned into a shorter list.
 	List(ctx context.Context, t FileType, fn func(FileInfo) error) error
 	// Remove deletes h, or returns an error matching ErrNotFound if it does
-	// not exist. Only owner-side maintenance and lock release call it.
+	// not exist. Only owner-side maintenance calls it: the backing-up side
+	// never deletes (its credentials may only put, get and list).
 	Remove(ctx context.Context, h Handle) error
 	// Close releases resources.
 	Close() error

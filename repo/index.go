@@ -51,6 +51,14 @@ func NewIndex() *Index {
 	return &Index{packPos: map[ID]uint32{}, blobs: map[BlobHandle]location{}, packSize: map[ID]int64{}}
 }
 
+// reset forgets every pack and blob.
+func (idx *Index) reset() {
+	idx.mu.Lock()
+	defer idx.mu.Unlock()
+	idx.packs = nil
+	idx.packPos, idx.blobs, idx.packSize = map[ID]uint32{}, map[BlobHandle]location{}, map[ID]int64{}
+}
+
 // AddPack records the blobs of one pack. Blobs already known elsewhere keep
 // their first location; packs listed twice (overlapping index files) are
 // merged.

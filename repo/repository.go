@@ -51,6 +51,8 @@ type Options struct {
 	// KDF sets scrypt's cost for new keys (tests lower it).
 	KDF    KDFParams
 	Logger *slog.Logger
+	// Locks tunes locking (tests inject a clock).
+	Locks LockOptions
 }
 
 // DefaultPackSize balances request count against memory: a pack is held in
@@ -75,6 +77,7 @@ func (o *Options) fill() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	o.Locks.fill()
 }
 
 // Repository is an open repository: the backend, the master key and the
@@ -97,6 +100,9 @@ type Repository struct {
 	log   *slog.Logger
 	// fb reads objects, falling back to older versions of overwritten ones.
 	fb *fallback
+	// locks is what this handle knows of lock files (lockscan.go).
+	locks    *lockBook
+	lockOpts LockOptions
 }
 
 // ErrAlreadyInitialized means init found a config file at the address.
@@ -178,7 +184,8 @@ func newRepository(be remote.Backend, key *Key, cfg Config, opts Options) (*Repo
 	if err != nil {
 		return nil, err
 	}
-	return &Repository{be: be, key: key, cfg: cfg, opts: opts, codec: c, idx: NewIndex(), trees: newTreePackCache(treeCacheSize), log: opts.Logger, fb: newFallback(be, opts.Logger)}, nil
+	return &Repository{be: be, key: key, cfg: cfg, opts: opts, codec: c, idx: NewIndex(), trees: newTreePackCache(treeCacheSize), log: opts.Logger,
+		fb: newFallback(be, opts.Logger), locks: newLockBook(), lockOpts: opts.Locks}, nil
 }
 
 // Close releases the repository's resources (not the backend).
@@ -230,6 +237,15 @@ func (r *Repository) List(ctx context.Context, t remote.FileType) ([]ID, error) 
 		return nil, fmt.Errorf("list %s: %w", t, err)
 	}
 	return ids, nil
+}
+
+// ResetIndex empties the in-memory index. A holder of a shared lock that
+// gave way to an exclusive one (prune) calls it before loading the index
+// again: blobs the old index lists may have been removed or repacked, and
+// deduplicating against them would lose data.
+func (r *Repository) ResetIndex() {
+	r.idx.reset()
+	r.trees = newTreePackCache(treeCacheSize)
 }
 
 // LoadIndex reads every index file into the master index. Files that cannot

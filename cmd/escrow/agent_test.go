@@ -31,7 +31,13 @@ type agentSetup struct {
 func newAgentSetup(t *testing.T) *agentSetup {
 	t.Helper()
 	srv := testenv.MinIO(t)
-	bucket := srv.NewBucket(t)
+	return newAgentSetupOn(t, srv, srv.NewBucket(t))
+}
+
+// newAgentSetupOn is newAgentSetup with the repository in bucket on srv
+// (which may be a proxy in front of the test server).
+func newAgentSetupOn(t *testing.T, srv testenv.Server, bucket string) *agentSetup {
+	t.Helper()
 	dir := t.TempDir()
 	s := &agentSetup{
 		repoURL: srv.URL(bucket, "site"),
@@ -289,6 +295,9 @@ func TestAgentCommand(t *testing.T) {
 		t.Error("the log holds the S3 secret")
 	}
 	s.c.ok("check")
+	// The agent released its lock with a record (it never deletes);
+	// restic's exclusive check needs the owner's cleanup first.
+	s.c.ok("unlock")
 	s.resticCheck(t, "check")
 }
 
@@ -349,6 +358,7 @@ func TestAgentSurvivesSIGKILL(t *testing.T) {
 		t.Errorf("agent exit after SIGTERM: %v", err)
 	}
 	s.c.ok("check", "--read-data")
+	s.c.ok("unlock") // the owner's cleanup of the lock files the agents left
 	s.resticCheck(t, "check", "--read-data")
 }
 

@@ -229,6 +229,11 @@ func runDBDumpConfig(ctx context.Context, g *globalOptions, file string, args []
 		return err
 	}
 	defer closeRepo(r)
+	lock, err := r.Lock(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = lock.Unlock(context.WithoutCancel(ctx)) }()
 	if err := loadIndexLogged(ctx, r, log); err != nil {
 		return err
 	}

@@ -184,7 +184,8 @@ func newKeyRemoveCommand(g *globalOptions) *cobra.Command {
 		Long: `Remove the key file ID (or a unique prefix of it): its password no longer
 opens the repository. The key the password given here opens, and the last
 key, are refused. The removal takes an exclusive lock, so two removals can
-never leave the repository without a key.
+never leave the repository without a key; it waits up to 5 minutes for
+running agents and backups to give way.
 
 This deletes an object: run it with the owner's credentials. The server's
 credentials should not be allowed to delete, and then this fails.`,
@@ -197,7 +198,9 @@ credentials should not be allowed to delete, and then this fails.`,
 			if err != nil {
 				return err
 			}
-			lock, err := r.Lock(ctx, true)
+			// Agents hold shared locks all the time and give way to an
+			// exclusive one within a minute or so.
+			lock, err := r.LockExclusive(ctx, 5*time.Minute)
 			if err != nil {
 				return err
 			}

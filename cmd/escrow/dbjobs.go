@@ -30,8 +30,8 @@ func dbSpec(db *config.Database) (database.Spec, error) {
 	}, nil
 }
 
-// dumpConfigured dumps one configured database under a shared lock; the
-// index must be loaded.
+// dumpConfigured dumps one configured database. The caller holds a shared
+// lock (the agent holds one for its lifetime) and has loaded the index.
 func dumpConfigured(ctx context.Context, r *repo.Repository, cfg *config.Config, db *config.Database, log *slog.Logger) ([]database.Result, error) {
 	spec, err := dbSpec(db)
 	if err != nil {
@@ -43,11 +43,6 @@ func dumpConfigured(ctx context.Context, r *repo.Repository, cfg *config.Config,
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	lock, err := r.Lock(ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = lock.Unlock(context.WithoutCancel(ctx)) }()
 	return database.Dump(ctx, r, spec, database.Options{
 		TempDir: tmp, Host: cfg.Host,
 		ProgramVersion: "escrow " + version, Logger: log,

@@ -44,6 +44,7 @@ owner holds, in a repository restic can also read.`,
 		newDoctorCommand(g),
 		newRecoverCommand(g),
 		newSetupCommand(g),
+		newUnlockCommand(g),
 	)
 	return root
 }

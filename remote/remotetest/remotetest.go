@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) remote.Backend) {
 		{"Large", testLarge},
 		{"Cancelled", testCancelled},
 		{"InvalidHandle", testInvalidHandle},
+		{"ReleaseRecord", testReleaseRecord},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -213,7 +214,7 @@ func testLoadRangeBeyondEnd(t *testing.T, b remote.Backend) {
 }
 
 func testStat(t *testing.T, b remote.Backend) {
-	for _, ft := range []remote.FileType{remote.PackFile, remote.KeyFile, remote.LockFile, remote.SnapshotFile, remote.IndexFile} {
+	for _, ft := range []remote.FileType{remote.PackFile, remote.KeyFile, remote.LockFile, remote.SnapshotFile, remote.IndexFile, remote.ReleaseFile} {
 		name, data := randomData(123)
 		h := remote.Handle{Type: ft, Name: name}
 		save(t, b, h, data)
@@ -263,7 +264,7 @@ func testNotFound(t *testing.T, b remote.Backend) {
 
 func testListTypes(t *testing.T, b remote.Backend) {
 	want := map[remote.FileType]map[string]int64{}
-	for _, ft := range []remote.FileType{remote.PackFile, remote.KeyFile, remote.LockFile, remote.SnapshotFile, remote.IndexFile} {
+	for _, ft := range []remote.FileType{remote.PackFile, remote.KeyFile, remote.LockFile, remote.SnapshotFile, remote.IndexFile, remote.ReleaseFile} {
 		want[ft] = map[string]int64{}
 		for i := range 5 {
 			name, data := randomData(10 + i)
@@ -518,5 +519,27 @@ func testInvalidHandle(t *testing.T, b remote.Backend) {
 	}
 	if err := b.List(ctx, "bogus", func(remote.FileInfo) error { return nil }); !errors.Is(err, remote.ErrPermanent) {
 		t.Errorf("list of an invalid type: %v, want ErrPermanent", err)
+	}
+}
+
+// testReleaseRecord: the empty objects in escrow/released/ that release
+// locks are saved, listed apart from the lock files, and removed.
+func testReleaseRecord(t *testing.T, b remote.Backend) {
+	ctx := context.Background()
+	name := nameOf([]byte("a lock"))
+	save(t, b, remote.Handle{Type: remote.LockFile, Name: name}, []byte("lock"))
+	h := remote.Handle{Type: remote.ReleaseFile, Name: name}
+	save(t, b, h, nil)
+	if got := list(t, b, remote.ReleaseFile); !maps.Equal(got, map[string]int64{name: 0}) {
+		t.Errorf("release records: %v", got)
+	}
+	if got := list(t, b, remote.LockFile); !maps.Equal(got, map[string]int64{name: 4}) {
+		t.Errorf("lock files: %v", got)
+	}
+	if err := b.Remove(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(t, b, remote.ReleaseFile); len(got) != 0 {
+		t.Errorf("release records after remove: %v", got)
 	}
 }
