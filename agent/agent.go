@@ -35,6 +35,10 @@ type Source struct {
 	Watch         bool
 	OneFileSystem bool
 	Tags          []string
+	// FreshWithin is the source's target freshness: status and alerts
+	// call it stale when it was last verified longer ago (default: twice
+	// RescanEvery).
+	FreshWithin time.Duration
 }
 
 // Options configure an agent. Zero durations take the defaults.
@@ -59,8 +63,14 @@ type Options struct {
 	// LoadIndex loads the repository index, after the snapshots are listed
 	// (restic's read order); r.LoadIndex by default.
 	LoadIndex func(context.Context) error
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// HeartbeatEvery is how often a heartbeat is written to the store
+	// (default 5m; negative: never).
+	HeartbeatEvery time.Duration
+	// KitConfirmed reports whether the owner confirmed the recovery kit,
+	// for heartbeats and status; nil: unknown, reported as unconfirmed.
+	KitConfirmed func() bool
+	Logger       *slog.Logger
+	Now          func() time.Time
 }
 
 func (o *Options) fill() {
@@ -84,6 +94,9 @@ func (o *Options) fill() {
 	}
 	if o.Host == "" {
 		o.Host, _ = os.Hostname()
+	}
+	if o.HeartbeatEvery == 0 {
+		o.HeartbeatEvery = 5 * time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -145,7 +158,10 @@ func New(r *repo.Repository, opts Options) (*Agent, error) {
 		if err != nil {
 			return nil, fmt.Errorf("source %s: %w", s.Path, err)
 		}
-		a.status.Sources[i] = SourceStatus{Path: s.Path}
+		if s.FreshWithin <= 0 {
+			s.FreshWithin = 2 * opts.RescanEvery
+		}
+		a.status.Sources[i] = SourceStatus{Path: s.Path, FreshWithin: s.FreshWithin.String()}
 		a.sources = append(a.sources, &source{Source: s, excluder: ex, st: &a.status.Sources[i]})
 	}
 	a.status.Jobs = make([]JobStatus, len(opts.Jobs))
@@ -153,7 +169,10 @@ func New(r *repo.Repository, opts Options) (*Agent, error) {
 		if j.Every <= 0 || j.Run == nil {
 			return nil, fmt.Errorf("agent: job %s needs a period and a function", j.Name)
 		}
-		a.status.Jobs[i] = JobStatus{Name: j.Name, Every: j.Every.String()}
+		if j.FreshWithin <= 0 {
+			j.FreshWithin = 2 * j.Every
+		}
+		a.status.Jobs[i] = JobStatus{Name: j.Name, Every: j.Every.String(), FreshWithin: j.FreshWithin.String()}
 		a.jobs = append(a.jobs, &job{Job: j, st: &a.status.Jobs[i]})
 	}
 	return a, nil
@@ -201,6 +220,20 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer func() { a.watcher.Close(); wg.Wait() }()
 
 	a.setStatus(func() { a.status.Started = a.opts.Now() })
+	// Heartbeats run beside the backups, so a long first backup does not
+	// make the host look silent; the last one says the agent stopped.
+	beats, err := a.newBeater()
+	if err != nil {
+		return err
+	}
+	beatCtx, stopBeats := context.WithCancel(work)
+	beatsDone := make(chan struct{})
+	go func() { defer close(beatsDone); beats.run(beatCtx) }()
+	defer func() {
+		stopBeats()
+		<-beatsDone
+		beats.final(work)
+	}()
 	snaps, err := a.r.Snapshots(work)
 	if err != nil {
 		return fmt.Errorf("list snapshots: %w", err)

@@ -11,6 +11,8 @@ type Job struct {
 	// Name identifies the job in logs and status ("mysql", "sqlite-app").
 	Name  string
 	Every time.Duration
+	// FreshWithin is the job's target freshness (default: twice Every).
+	FreshWithin time.Duration
 	// Run does the work once. An error means nothing good was recorded:
 	// the job is retried with backoff, never later than its next turn.
 	Run func(ctx context.Context) (JobResult, error)
@@ -26,6 +28,7 @@ type JobResult struct {
 type JobStatus struct {
 	Name          string    `json:"name"`
 	Every         string    `json:"every"`
+	FreshWithin   string    `json:"fresh_within,omitempty"`
 	LastSuccess   time.Time `json:"last_success,omitzero"`
 	LastSnapshots []string  `json:"last_snapshots,omitempty"`
 	LastBytes     uint64    `json:"last_bytes"`

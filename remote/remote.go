@@ -53,7 +53,7 @@ func (h Handle) Valid() error {
 	switch h.Type {
 	case ConfigFile:
 		return nil
-	case PackFile, KeyFile, LockFile, SnapshotFile, IndexFile:
+	case PackFile, KeyFile, LockFile, SnapshotFile, IndexFile, HeartbeatFile:
 	default:
 		return fmt.Errorf("invalid file type %q", h.Type)
 	}

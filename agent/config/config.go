@@ -43,6 +43,9 @@ type Config struct {
 	Limits    Limits     `yaml:"limits"`
 	StateDir  string     `yaml:"state_dir"`
 	Log       Log        `yaml:"log"`
+	// HeartbeatEvery is how often the agent writes its heartbeat to the
+	// store (docs/monitoring.md).
+	HeartbeatEvery time.Duration `yaml:"heartbeat_every"`
 
 	// lines maps field paths ("sources[0].path") to their line, so that
 	// CheckFiles can point at the line to fix.
@@ -70,6 +73,8 @@ type Source struct {
 	Watch         bool     `yaml:"watch"`
 	OneFileSystem bool     `yaml:"one_file_system"`
 	Tags          []string `yaml:"tags"`
+	// FreshWithin is the target freshness; 0: twice schedule.rescan_every.
+	FreshWithin time.Duration `yaml:"fresh_within"`
 }
 
 // DBType is the kind of database server a dump is taken from.
@@ -98,6 +103,8 @@ type Database struct {
 	All          bool          `yaml:"all"`
 	Path         string        `yaml:"path"` // sqlite only
 	Every        time.Duration `yaml:"every"`
+	// FreshWithin is the target freshness; 0: twice Every.
+	FreshWithin time.Duration `yaml:"fresh_within"`
 }
 
 // Schedule decides when watched changes become snapshots.
@@ -163,6 +170,7 @@ const (
 	DefaultRescanEvery = 6 * time.Hour
 	DefaultEvery       = time.Hour
 	DefaultParallelism = 2
+	DefaultHeartbeat   = 5 * time.Minute
 )
 
 func defaults() Config {
@@ -171,6 +179,8 @@ func defaults() Config {
 		Limits:   Limits{CPUPriority: "low", IOPriority: "low", Parallelism: DefaultParallelism},
 		StateDir: DefaultStateDir,
 		Log:      Log{Format: "text", Level: slog.LevelInfo},
+
+		HeartbeatEvery: DefaultHeartbeat,
 	}
 }
 

@@ -48,6 +48,7 @@ sources:
     watch: true                    # back up changes within seconds; false: only at each rescan
     one_file_system: false         # true: do not descend into other mounted file systems
     tags: [site]                   # extra tags on this source's snapshots
+    fresh_within: ""               # stale when not verified for this long; empty: twice rescan_every
 
 # Databases to dump into the repository on a schedule; no temporary copy is
 # written to disk.
@@ -59,6 +60,7 @@ databases:
     password_file: /etc/escrow/mysql.pass   # optional (chmod 600)
     databases: [shop]              # the databases to dump, or all: true
     every: 1h
+    fresh_within: ""               # stale when no good dump for this long; empty: twice every
   - type: postgres
     host: 127.0.0.1                # a host name or address, or postgres's socket directory
     port: 5432                     # 0: the dump tool's default
@@ -90,4 +92,8 @@ state_dir: /var/lib/escrow
 log:
   format: text    # text or json
   level: info     # debug, info, warn or error
+
+# How often the agent writes its heartbeat to the store, for escrow fleet
+# (at least 10s). See docs/monitoring.md.
+heartbeat_every: 5m
 `

@@ -29,6 +29,8 @@ func TestDefaults(t *testing.T) {
 		Limits:       Limits{UploadBandwidth: 0, CPUPriority: "low", IOPriority: "low", Parallelism: 2},
 		StateDir:     "/var/lib/escrow",
 		Log:          Log{Format: "text", Level: slog.LevelInfo},
+
+		HeartbeatEvery: 5 * time.Minute,
 	}
 	c.lines = nil
 	if !reflect.DeepEqual(c, want) {

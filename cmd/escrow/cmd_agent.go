@@ -129,6 +129,7 @@ func runAgentOnce(ctx context.Context, g *globalOptions, cfg *config.Config, log
 		}
 		sources = append(sources, agent.Source{
 			Path: s.Path, Excludes: excludes, Watch: s.Watch, OneFileSystem: s.OneFileSystem, Tags: s.Tags,
+			FreshWithin: s.FreshWithin,
 		})
 	}
 	a, err := agent.New(r, agent.Options{
@@ -137,7 +138,12 @@ func runAgentOnce(ctx context.Context, g *globalOptions, cfg *config.Config, log
 		Parallelism: cfg.Limits.Parallelism, CPUPriority: cfg.Limits.CPUPriority, IOPriority: cfg.Limits.IOPriority,
 		StateDir: cfg.StateDir, Repository: r.Backend().Location(),
 		ProgramVersion: "escrow " + version, Logger: log,
-		LoadIndex: func(ctx context.Context) error { return loadIndexLogged(ctx, r, log) },
+		LoadIndex:      func(ctx context.Context) error { return loadIndexLogged(ctx, r, log) },
+		HeartbeatEvery: cfg.HeartbeatEvery,
+		KitConfirmed: func() bool {
+			_, ok, _ := kit.Confirmed(cfg.StateDir, r.Config().ID)
+			return ok
+		},
 	})
 	if err != nil {
 		return err
