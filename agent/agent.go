@@ -116,6 +116,9 @@ type Agent struct {
 	sources []*source
 	jobs    []*job
 	rescan  chan struct{}
+	// beat asks for a heartbeat now: a backup failed or recovered, or the
+	// first one after start finished.
+	beat chan struct{}
 
 	mu          sync.Mutex // guards status
 	status      Status
@@ -145,7 +148,7 @@ func New(r *repo.Repository, opts Options) (*Agent, error) {
 	if opts.StateDir == "" {
 		return nil, errors.New("agent: no state directory")
 	}
-	a := &Agent{r: r, opts: opts, log: opts.Logger, rescan: make(chan struct{}, 1)}
+	a := &Agent{r: r, opts: opts, log: opts.Logger, rescan: make(chan struct{}, 1), beat: make(chan struct{}, 1)}
 	a.status = Status{PID: os.Getpid(), Version: opts.ProgramVersion, Repository: opts.Repository, Host: opts.Host}
 	a.status.Sources = make([]SourceStatus, len(opts.Sources))
 	for i, s := range opts.Sources {
@@ -488,6 +491,9 @@ func (a *Agent) done(s *source, res *backup.Result, kind string) {
 		a.log.Warn("could not read", "path", e.Path, "err", e.Err)
 	}
 	a.setStatus(func() {
+		if s.st.Verified.IsZero() || s.st.LastError != "" {
+			a.beatSoon()
+		}
 		s.st.Verified = now
 		s.st.LastError, s.st.Failures = "", 0
 		s.st.Deferred = res.Deferred
@@ -518,6 +524,7 @@ func (a *Agent) fail(s *source, err error) {
 	backoff := 10 * time.Second << min(s.failures-1, 6) // 10s … ~10m
 	s.retryAt = a.opts.Now().Add(backoff)
 	a.log.Error("backup failed; changes stay pending and will be retried", "source", s.Path, "retry_in", backoff, "err", err)
+	a.beatSoon()
 	a.setStatus(func() {
 		s.st.LastError = err.Error()
 		s.st.LastErrorTime = a.opts.Now()

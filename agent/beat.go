@@ -39,7 +39,18 @@ func (b *beater) run(ctx context.Context) {
 			return
 		case <-t.C:
 			b.write(ctx, false)
+		case <-b.a.beat:
+			b.write(ctx, false)
 		}
+	}
+}
+
+// beatSoon asks for a heartbeat now, when a backup failed or recovered:
+// the fleet view need not wait a whole period to see it.
+func (a *Agent) beatSoon() {
+	select {
+	case a.beat <- struct{}{}:
+	default:
 	}
 }
 

@@ -61,6 +61,7 @@ func (a *Agent) runJob(ctx context.Context, j *job) {
 		backoff := min(time.Minute<<min(j.failures-1, 10), j.Every)
 		j.next = now.Add(backoff)
 		a.log.Error("job failed; nothing was recorded, retrying", "job", j.Name, "retry_in", backoff, "err", err)
+		a.beatSoon()
 		a.setStatus(func() {
 			j.st.LastError, j.st.LastErrorTime, j.st.Failures, j.st.NextRun = err.Error(), now, j.failures, j.next
 		})
@@ -71,6 +72,9 @@ func (a *Agent) runJob(ctx context.Context, j *job) {
 	j.next = now.Add(j.Every)
 	a.log.Info("job done", "job", j.Name, "snapshots", res.Snapshots, "bytes", res.Bytes)
 	a.setStatus(func() {
+		if j.st.LastSuccess.IsZero() || j.st.LastError != "" {
+			a.beatSoon()
+		}
 		j.st.LastSuccess, j.st.LastSnapshots, j.st.LastBytes = now, res.Snapshots, res.Bytes
 		j.st.LastError, j.st.Failures, j.st.NextRun = "", 0, j.next
 	})
