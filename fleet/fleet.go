@@ -51,8 +51,11 @@ type Report struct {
 	// looked into because they are deeper than MaxDepth.
 	Problems  []string `json:"problems,omitempty"`
 	Truncated []string `json:"truncated,omitempty"`
-	// Counts by state.
-	Silent, Stopped, Failing, OK int
+	// Counts of hosts by state.
+	Silent  int `json:"silent"`
+	Stopped int `json:"stopped"`
+	Failing int `json:"failing"`
+	OK      int `json:"ok"`
 }
 
 // Host is one agent, known by its heartbeat or, without one, by its
