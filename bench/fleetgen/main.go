@@ -60,8 +60,8 @@ func run() error {
 			hb := &heartbeat.Heartbeat{
 				Format: heartbeat.Format, HostID: name + "-0123456789ab", Host: name, Version: "escrow bench",
 				Time: now.Add(-time.Minute), EverySeconds: 300, Started: now.Add(-48 * time.Hour), KitConfirmed: true,
-				Escrow: &heartbeat.Verdict{Time: now.Add(-time.Hour), Verdict: "tamper-proof", TamperProof: true},
-				Sources: []heartbeat.Item{{Name: "/var/www/" + name, LastGood: now.Add(-3 * time.Minute), LastSnapshot: "0123456789abcdef", FreshSeconds: 43200}},
+				Escrow:    &heartbeat.Verdict{Time: now.Add(-time.Hour), Verdict: "tamper-proof", TamperProof: true},
+				Sources:   []heartbeat.Item{{Name: "/var/www/" + name, LastGood: now.Add(-3 * time.Minute), LastSnapshot: "0123456789abcdef", FreshSeconds: 43200}},
 				Databases: []heartbeat.Item{{Name: "database mysql", LastGood: now.Add(-20 * time.Minute), FreshSeconds: 7200}},
 			}
 			switch i % 10 {
