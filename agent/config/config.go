@@ -46,6 +46,9 @@ type Config struct {
 	// HeartbeatEvery is how often the agent writes its heartbeat to the
 	// store (docs/monitoring.md).
 	HeartbeatEvery time.Duration `yaml:"heartbeat_every"`
+	Notify         Notify        `yaml:"notify"`
+	// MetricsListen is [HOST]:PORT of the Prometheus endpoint; empty: off.
+	MetricsListen string `yaml:"metrics_listen"`
 
 	// lines maps field paths ("sources[0].path") to their line, so that
 	// CheckFiles can point at the line to fix.
@@ -181,6 +184,7 @@ func defaults() Config {
 		Log:      Log{Format: "text", Level: slog.LevelInfo},
 
 		HeartbeatEvery: DefaultHeartbeat,
+		Notify:         Notify{RepeatAfter: DefaultRepeatAfter, Email: Email{TLS: "starttls"}},
 	}
 }
 

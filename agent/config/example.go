@@ -96,4 +96,26 @@ log:
 # How often the agent writes its heartbeat to the store, for escrow fleet
 # (at least 10s). See docs/monitoring.md.
 heartbeat_every: 5m
+
+# Alerts: on a failed backup or dump, a source older than its target
+# freshness, a worse escrow doctor verdict, an unconfirmed recovery kit and
+# suspected mass deletion; and a notice when each problem ends. Test with:
+# escrow notify test. Remove the webhooks entry and leave email.server
+# empty to send none.
+notify:
+  repeat_after: 24h      # a problem that lasts is sent again this often (at least 1m)
+  webhooks:
+    - url_file: /etc/escrow/webhook.url  # the file holding the URL (chmod 600: it holds a token)
+      style: json        # json: a JSON POST (chat webhooks); ping: health-check URLs (URL, URL/fail)
+  email:
+    server: ""           # SMTP host:port, e.g. smtp.example.com:587; empty: no email
+    tls: starttls        # starttls (port 587), tls (port 465), or none (a relay on this machine only)
+    username: ""         # empty: no login
+    password_file: ""    # the file holding the SMTP password (chmod 600)
+    from: ""             # e.g. escrow@example.com
+    to: []               # e.g. [owner@example.com]
+
+# The Prometheus metrics endpoint, [HOST]:PORT; a port alone (:9310) listens
+# on 127.0.0.1 only. Empty: off.
+metrics_listen: ""
 `

@@ -46,6 +46,8 @@ func (d *decoder) topFields(c *Config) []field {
 		{"state_dir", d.path(&c.StateDir, false)},
 		{"log", func(n *yaml.Node, p string) { d.mapping(n, p, d.logFields(&c.Log)) }},
 		{"heartbeat_every", d.duration(&c.HeartbeatEvery, 10*time.Second)},
+		{"notify", func(n *yaml.Node, p string) { d.mapping(n, p, d.notifyFields(&c.Notify)) }},
+		{"metrics_listen", d.str(&c.MetricsListen)},
 	}
 }
 
