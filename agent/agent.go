@@ -18,6 +18,7 @@ import (
 
 	"github.com/escrow-backup/escrow/agent/watch"
 	"github.com/escrow-backup/escrow/backup"
+	"github.com/escrow-backup/escrow/notify"
 	"github.com/escrow-backup/escrow/repo"
 )
 
@@ -69,6 +70,9 @@ type Options struct {
 	// KitConfirmed reports whether the owner confirmed the recovery kit,
 	// for heartbeats and status; nil: unknown, reported as unconfirmed.
 	KitConfirmed func() bool
+	// Alerts receives problems and recoveries; nil: none are sent.
+	Alerts       Alerter
+	MassDeletion MassDeletion
 	Logger       *slog.Logger
 	Now          func() time.Time
 }
@@ -95,6 +99,7 @@ func (o *Options) fill() {
 	if o.Host == "" {
 		o.Host, _ = os.Hostname()
 	}
+	o.MassDeletion.fill()
 	if o.HeartbeatEvery == 0 {
 		o.HeartbeatEvery = 5 * time.Minute
 	}
@@ -123,6 +128,12 @@ type Agent struct {
 	mu          sync.Mutex // guards status
 	status      Status
 	lastWritten time.Time
+
+	// tamperProof is the escrow verdict last seen (nil: none yet), and
+	// escrowWorse whether it went from tamper-proof to not; both owned by
+	// the heartbeat goroutine.
+	tamperProof *bool
+	escrowWorse bool
 }
 
 // source is the agent's state for one Source.
@@ -137,6 +148,10 @@ type source struct {
 	rescanWhy  string    // reason for an early rescan ("requested"), or ""
 	retryAt    time.Time // after a failure, no attempt before this
 	failures   int
+	// files is how many files parent holds, known after the first full
+	// rescan; it tells a mass deletion from a small one.
+	files      int
+	filesKnown bool
 }
 
 // New checks the options and prepares an agent; Run starts it.
@@ -469,12 +484,30 @@ func (a *Agent) backup(ctx context.Context, s *source, changes *watch.Set, onCha
 	if changes != nil {
 		opts.Changes = changes
 	}
-	return backup.Files(ctx, a.r, opts)
+	rm := &removals{}
+	opts.OnChange = func(c backup.Change) {
+		if c.Kind == backup.Removed {
+			rm.add(c)
+		}
+		if onChange != nil {
+			onChange(c)
+		}
+	}
+	res, err := backup.Files(ctx, a.r, opts)
+	if err == nil && !res.Unchanged {
+		a.checkDeletion(ctx, s, s.parent, res, rm, changes == nil)
+	} else if err == nil && changes == nil && !s.filesKnown {
+		s.files, s.filesKnown = int(res.Summary.TotalFilesProcessed), true
+	}
+	return res, err
 }
 
 // done records a finished backup.
 func (a *Agent) done(s *source, res *backup.Result, kind string) {
 	now := a.opts.Now()
+	if s.failures > 0 {
+		a.resolved(notify.BackupFailed, s.Path, "backups of %s work again.", s.Path)
+	}
 	s.failures, s.retryAt = 0, time.Time{}
 	for _, p := range res.Deferred {
 		if s.root != nil {
@@ -525,6 +558,7 @@ func (a *Agent) fail(s *source, err error) {
 	s.retryAt = a.opts.Now().Add(backoff)
 	a.log.Error("backup failed; changes stay pending and will be retried", "source", s.Path, "retry_in", backoff, "err", err)
 	a.beatSoon()
+	a.problem(notify.BackupFailed, s.Path, "the backup of %s failed: %v. Its changes stay pending and are retried in %s.", s.Path, err, backoff)
 	a.setStatus(func() {
 		s.st.LastError = err.Error()
 		s.st.LastErrorTime = a.opts.Now()

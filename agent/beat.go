@@ -24,13 +24,15 @@ func (a *Agent) newBeater() (*beater, error) {
 	return &beater{a: a, hostID: id}, nil
 }
 
-// run writes a heartbeat now and then every HeartbeatEvery until ctx ends.
+// run writes a heartbeat, and checks the states alerts are sent about,
+// now and then every HeartbeatEvery (5 minutes when heartbeats are off)
+// until ctx ends.
 func (b *beater) run(ctx context.Context) {
 	every := b.a.opts.HeartbeatEvery
 	if every < 0 {
-		return
+		every = 5 * time.Minute
 	}
-	b.write(ctx, false)
+	b.tick(ctx)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -38,10 +40,23 @@ func (b *beater) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			b.write(ctx, false)
+			b.tick(ctx)
 		case <-b.a.beat:
-			b.write(ctx, false)
+			if b.a.opts.HeartbeatEvery > 0 {
+				b.write(ctx, false)
+			}
 		}
+	}
+}
+
+func (b *beater) tick(ctx context.Context) {
+	v, err := heartbeat.ReadVerdict(b.a.opts.StateDir)
+	if err != nil {
+		b.a.log.Warn("the escrow verdict is unreadable", "err", err)
+	}
+	b.a.checkHealth(v)
+	if b.a.opts.HeartbeatEvery > 0 {
+		b.write(ctx, false)
 	}
 }
 

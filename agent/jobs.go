@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"time"
+
+	"github.com/escrow-backup/escrow/notify"
 )
 
 // Job is work the agent runs on a schedule besides watching files, such as
@@ -43,6 +45,10 @@ type job struct {
 	Job
 	next     time.Time
 	failures int
+	// prevBytes and prevSnaps are the previous good run's dump size and
+	// snapshots, to notice a dump that shrank sharply.
+	prevBytes uint64
+	prevSnaps []string
 	st       *JobStatus // in Agent.status, guarded by Agent.mu
 }
 
@@ -62,14 +68,22 @@ func (a *Agent) runJob(ctx context.Context, j *job) {
 		j.next = now.Add(backoff)
 		a.log.Error("job failed; nothing was recorded, retrying", "job", j.Name, "retry_in", backoff, "err", err)
 		a.beatSoon()
+		a.problem(notify.DumpFailed, j.Name, "%s failed and nothing was recorded: %v. It is retried in %s.", j.Name, err, backoff)
 		a.setStatus(func() {
 			j.st.LastError, j.st.LastErrorTime, j.st.Failures, j.st.NextRun = err.Error(), now, j.failures, j.next
 		})
 		a.writeStatus()
 		return
 	}
+	if j.failures > 0 {
+		a.resolved(notify.DumpFailed, j.Name, "%s works again.", j.Name)
+	}
 	j.failures = 0
 	j.next = now.Add(j.Every)
+	if j.prevBytes > 0 {
+		a.checkDump(ctx, j, j.prevBytes, j.prevSnaps, res)
+	}
+	j.prevBytes, j.prevSnaps = res.Bytes, res.Snapshots
 	a.log.Info("job done", "job", j.Name, "snapshots", res.Snapshots, "bytes", res.Bytes)
 	a.setStatus(func() {
 		if j.st.LastSuccess.IsZero() || j.st.LastError != "" {
