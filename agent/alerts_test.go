@@ -188,7 +188,11 @@ func TestAgentJobAlerts(t *testing.T) {
 		CPUPriority: agent.PriorityNormal, IOPriority: agent.PriorityNormal,
 		// Backoff after a failure is a minute: a clock that runs fast
 		// makes the retries due at once.
-		Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(time.Duration(runs) * 10 * time.Minute) },
+		Now: func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			return time.Now().Add(time.Duration(runs) * 10 * time.Minute)
+		},
 	})
 	must(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -260,7 +264,9 @@ func TestAgentStateAlerts(t *testing.T) {
 	go func() { done <- a.Run(ctx) }()
 	defer func() { cancel(); must(t, <-done) }()
 
-	in.wait(t, "kit", func(e notify.Event) bool { return e.Kind == notify.KitUnconfirmed && strings.Contains(e.Message, "escrow kit confirm") })
+	in.wait(t, "kit", func(e notify.Event) bool {
+		return e.Kind == notify.KitUnconfirmed && strings.Contains(e.Message, "escrow kit confirm")
+	})
 	time.Sleep(300 * time.Millisecond)
 	if c := in.count(notify.Stale) + in.count(notify.EscrowWorse); c != 0 {
 		t.Fatalf("%d stale or escrow alerts before anything went stale or worse", c)

@@ -49,7 +49,7 @@ type job struct {
 	// snapshots, to notice a dump that shrank sharply.
 	prevBytes uint64
 	prevSnaps []string
-	st       *JobStatus // in Agent.status, guarded by Agent.mu
+	st        *JobStatus // in Agent.status, guarded by Agent.mu
 }
 
 // runJob runs j once and schedules its next run: its period after a

@@ -132,6 +132,15 @@ func runAgentOnce(ctx context.Context, g *globalOptions, cfg *config.Config, log
 			FreshWithin: s.FreshWithin,
 		})
 	}
+	notifier, stopNotifier, err := startNotifier(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopNotifier()
+	var alerts agent.Alerter
+	if notifier != nil {
+		alerts = notifier
+	}
 	a, err := agent.New(r, agent.Options{
 		Sources: sources, Jobs: dbJobs(r, cfg, log), Host: cfg.Host,
 		QuietPeriod: cfg.Schedule.QuietPeriod, MaxDelay: cfg.Schedule.MaxDelay, RescanEvery: cfg.Schedule.RescanEvery,
@@ -139,7 +148,7 @@ func runAgentOnce(ctx context.Context, g *globalOptions, cfg *config.Config, log
 		StateDir: cfg.StateDir, Repository: r.Backend().Location(),
 		ProgramVersion: "escrow " + version, Logger: log,
 		LoadIndex:      func(ctx context.Context) error { return loadIndexLogged(ctx, r, log) },
-		HeartbeatEvery: cfg.HeartbeatEvery,
+		HeartbeatEvery: cfg.HeartbeatEvery, Alerts: alerts,
 		KitConfirmed: func() bool {
 			_, ok, _ := kit.Confirmed(cfg.StateDir, r.Config().ID)
 			return ok
