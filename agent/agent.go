@@ -73,6 +73,9 @@ type Options struct {
 	// Alerts receives problems and recoveries; nil: none are sent.
 	Alerts       Alerter
 	MassDeletion MassDeletion
+	// Observer is told the figures of every snapshot and job (metrics);
+	// nil: nobody.
+	Observer Observer
 	Logger       *slog.Logger
 	Now          func() time.Time
 }
@@ -493,7 +496,15 @@ func (a *Agent) backup(ctx context.Context, s *source, changes *watch.Set, onCha
 			onChange(c)
 		}
 	}
+	kind := "incremental"
+	if changes == nil {
+		kind = "rescan"
+	}
+	start := time.Now()
 	res, err := backup.Files(ctx, a.r, opts)
+	if err == nil || ctx.Err() == nil {
+		a.observeSnapshot(s.Path, kind, res, time.Since(start))
+	}
 	if err == nil && !res.Unchanged {
 		a.checkDeletion(ctx, s, s.parent, res, rm, changes == nil)
 	} else if err == nil && changes == nil && !s.filesKnown {
@@ -578,6 +589,7 @@ func (a *Agent) refreshWatch(s *source) {
 		return
 	}
 	s.st.Watches = a.watcher.Watches(s.root)
+	s.st.WatchEvents = a.watcher.Events(s.root)
 	if err := a.watcher.Limited(s.root); err != nil {
 		s.st.Watching, s.st.WatchProblem = false, err.Error()
 	} else {

@@ -57,12 +57,15 @@ type job struct {
 // period, so a dump that fails is retried well before its next turn.
 func (a *Agent) runJob(ctx context.Context, j *job) {
 	a.log.Info("job started", "job", j.Name)
+	start := time.Now()
 	res, err := j.Run(ctx)
+	took := time.Since(start)
 	now := a.opts.Now()
 	if err != nil {
 		if ctx.Err() != nil {
 			return // stopping: not a failure of the job
 		}
+		a.observeJob(j.Name, 0, took, true)
 		j.failures++
 		backoff := min(time.Minute<<min(j.failures-1, 10), j.Every)
 		j.next = now.Add(backoff)
@@ -84,7 +87,8 @@ func (a *Agent) runJob(ctx context.Context, j *job) {
 		a.checkDump(ctx, j, j.prevBytes, j.prevSnaps, res)
 	}
 	j.prevBytes, j.prevSnaps = res.Bytes, res.Snapshots
-	a.log.Info("job done", "job", j.Name, "snapshots", res.Snapshots, "bytes", res.Bytes)
+	a.observeJob(j.Name, res.Bytes, took, false)
+	a.log.Info("job done", "job", j.Name, "snapshots", res.Snapshots, "bytes", res.Bytes, "seconds", took.Seconds())
 	a.setStatus(func() {
 		if j.st.LastSuccess.IsZero() || j.st.LastError != "" {
 			a.beatSoon()

@@ -44,6 +44,9 @@ type SourceStatus struct {
 	Watching     bool   `json:"watching"`
 	WatchProblem string `json:"watch_problem,omitempty"`
 	Watches      int    `json:"watches"`
+	// WatchEvents counts the file system events seen since the agent
+	// started.
+	WatchEvents uint64 `json:"watch_events"`
 
 	LastSnapshot *SnapshotStatus `json:"last_snapshot,omitempty"`
 	// Verified is when the tree was last known to match a snapshot: a
