@@ -76,8 +76,8 @@ type Options struct {
 	// Observer is told the figures of every snapshot and job (metrics);
 	// nil: nobody.
 	Observer Observer
-	Logger       *slog.Logger
-	Now          func() time.Time
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 func (o *Options) fill() {

@@ -39,8 +39,8 @@ type Root struct {
 	// Guarded by Watcher.mu.
 	watched map[string]struct{} // directories with a watch
 	pending *Set
-	limited error // why not every directory is watched, or nil
-	events  uint64  // events handled, for metrics
+	limited error  // why not every directory is watched, or nil
+	events  uint64 // events handled, for metrics
 }
 
 // Path is the root directory.
