@@ -443,13 +443,12 @@ func (a *Agent) fullRescan(ctx context.Context, s *source, reason string) {
 			missed = a.countMissed(s, unseen)
 		}
 	}
-	a.log.Info("full rescan done", "source", s.Path, "reason", reason, "changes", changes, "missed_by_watcher", missed)
 	a.setStatus(func() {
 		s.st.LastRescan = &RescanStatus{Time: now, Reason: reason, Changes: changes, Missed: missed}
 		s.st.MissedTotal += missed
 		s.st.NextRescan = s.nextRescan
 	})
-	a.done(s, res, "rescan")
+	a.done(s, res, "rescan", "reason", reason, "changes", changes, "missed_by_watcher", missed)
 }
 
 // countMissed counts the changes a rescan found that the watcher did not
@@ -513,8 +512,10 @@ func (a *Agent) backup(ctx context.Context, s *source, changes *watch.Set, onCha
 	return res, err
 }
 
-// done records a finished backup.
-func (a *Agent) done(s *source, res *backup.Result, kind string) {
+// done records a finished backup, and logs it in one line with its figures
+// (and extra, the caller's): "snapshot saved", or "backup done: nothing
+// new" when the tree matched its parent.
+func (a *Agent) done(s *source, res *backup.Result, kind string, extra ...any) {
 	now := a.opts.Now()
 	if s.failures > 0 {
 		a.resolved(notify.BackupFailed, s.Path, "backups of %s work again.", s.Path)
@@ -525,11 +526,17 @@ func (a *Agent) done(s *source, res *backup.Result, kind string) {
 			a.watcher.MarkFile(s.root, p)
 		}
 	}
-	if !res.Unchanged {
+	sm := res.Summary
+	figures := []any{"source", s.Path, "kind", kind,
+		"files_new", sm.FilesNew, "files_changed", sm.FilesChanged, "files_examined", sm.TotalFilesProcessed,
+		"bytes_read", res.BytesRead, "bytes_added", sm.DataAdded, "bytes_stored", sm.DataAddedPacked,
+		"unreadable", len(res.Errors), "deferred", len(res.Deferred), "seconds", sm.BackupEnd.Sub(sm.BackupStart).Seconds()}
+	figures = append(figures, extra...)
+	if res.Unchanged {
+		a.log.Info("backup done: nothing new", figures...)
+	} else {
 		s.parent = res.Snapshot
-		a.log.Info("snapshot saved", "source", s.Path, "kind", kind, "snapshot", res.Snapshot.ID.Str(),
-			"files_new", res.Summary.FilesNew, "files_changed", res.Summary.FilesChanged,
-			"bytes_added", res.Summary.DataAdded, "seconds", res.Summary.BackupEnd.Sub(res.Summary.BackupStart).Seconds())
+		a.log.Info("snapshot saved", append(figures, "snapshot", res.Snapshot.ID.Str())...)
 	}
 	for _, e := range res.Errors {
 		a.log.Warn("could not read", "path", e.Path, "err", e.Err)
@@ -542,7 +549,6 @@ func (a *Agent) done(s *source, res *backup.Result, kind string) {
 		s.st.LastError, s.st.Failures = "", 0
 		s.st.Deferred = res.Deferred
 		if !res.Unchanged {
-			sm := res.Summary
 			ss := &SnapshotStatus{
 				ID: res.Snapshot.ID.String(), Time: res.Snapshot.Time, Kind: kind,
 				FilesNew: sm.FilesNew, FilesChanged: sm.FilesChanged, BytesAdded: sm.DataAdded,
