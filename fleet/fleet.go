@@ -126,6 +126,9 @@ func Scan(ctx context.Context, st Store, opts Options) (*Report, error) {
 		Hosts: s.out.beats, Repositories: s.out.repos, Problems: s.out.problems, Truncated: s.out.truncated,
 	}
 	rep.judge(opts)
+	if len(rep.Hosts) == 0 && len(rep.Repositories) == 0 && len(rep.Problems) == 0 {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("no heartbeat and no repository under %s (check the address; agents write their heartbeats to PREFIX/escrow/heartbeats/)", st.Location()))
+	}
 	return rep, nil
 }
 
@@ -177,7 +180,9 @@ func (r *Report) judge(opts Options) {
 	}
 }
 
-// judge decides a host's state from its heartbeat.
+// judge decides a host's state from its heartbeat. A host is silent after
+// stale, or after three of its own heartbeat periods when that is longer,
+// so a host configured to report hourly is not called silent at 30 minutes.
 func (h *Host) judge(now time.Time, stale time.Duration) {
 	hb := h.Heartbeat
 	age := now.Sub(hb.Time)
@@ -185,9 +190,9 @@ func (h *Host) judge(now time.Time, stale time.Duration) {
 	case hb.Stopped:
 		h.State = StateStopped
 		h.Problems = append(h.Problems, fmt.Sprintf("the agent was stopped %s ago", age.Round(time.Second)))
-	case age > stale:
+	case age > max(stale, 3*hb.Every()):
 		h.State = StateSilent
-		h.Problems = append(h.Problems, fmt.Sprintf("no heartbeat for %s (more than %s): the server or its agent is down", age.Round(time.Second), stale))
+		h.Problems = append(h.Problems, fmt.Sprintf("no heartbeat for %s (more than %s): the server or its agent is down", age.Round(time.Second), max(stale, 3*hb.Every())))
 	}
 	items := append(append([]heartbeat.Item(nil), hb.Sources...), hb.Databases...)
 	for _, it := range items {

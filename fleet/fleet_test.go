@@ -102,6 +102,8 @@ func fill(l *layout) {
 	l.repository("site1", "web1")
 	l.beat("site1", heartbeat.Heartbeat{Host: "web1", Version: "escrow 1", Time: now.Add(-2 * time.Minute), Sources: []heartbeat.Item{ok},
 		Escrow: &heartbeat.Verdict{Verdict: "tamper-proof", TamperProof: true}, KitConfirmed: true})
+	// Writes hourly: 40 minutes is not silent yet.
+	l.beat("site1", heartbeat.Heartbeat{Host: "web6", Time: now.Add(-40 * time.Minute), EverySeconds: 3600, Sources: []heartbeat.Item{ok}})
 	// A server that vanished a day ago.
 	l.repository("reseller/site2", "web2")
 	l.beat("reseller/site2", heartbeat.Heartbeat{Host: "web2", Time: now.Add(-24 * time.Hour), Sources: []heartbeat.Item{ok}})
@@ -138,11 +140,11 @@ func TestScan(t *testing.T) {
 
 			rep, err := fleet.Scan(ctx, l.store, opts)
 			must(t, err)
-			want := map[string]string{"web1": "ok", "web2": "silent", "web3": "failing", "web4": "failing", "web5": "stopped"}
+			want := map[string]string{"web1": "ok", "web6": "ok", "web2": "silent", "web3": "failing", "web4": "failing", "web5": "stopped"}
 			if got := states(rep); !maps.Equal(got, want) {
 				t.Errorf("heartbeats only: states %v, want %v", got, want)
 			}
-			if len(rep.Repositories) != 4 || rep.Silent != 1 || rep.Failing != 2 || rep.Stopped != 1 || rep.OK != 1 || !rep.Unhealthy() {
+			if len(rep.Repositories) != 4 || rep.Silent != 1 || rep.Failing != 2 || rep.Stopped != 1 || rep.OK != 2 || !rep.Unhealthy() {
 				t.Errorf("report %+v", rep)
 			}
 			if rep.Hosts[0].Name != "web2" || rep.Hosts[0].Dir != "reseller/site2" {
@@ -193,5 +195,17 @@ func TestScan(t *testing.T) {
 				t.Errorf("depth 1 found %v, truncated %v", states(rep), rep.Truncated)
 			}
 		})
+	}
+}
+
+// An address with nothing under it is a problem, not an empty healthy
+// fleet: the address is probably wrong.
+func TestScanEmpty(t *testing.T) {
+	tree, err := local.OpenTree(t.TempDir())
+	must(t, err)
+	rep, err := fleet.Scan(context.Background(), tree, fleet.Options{})
+	must(t, err)
+	if !rep.Unhealthy() || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], "check the address") {
+		t.Errorf("report %+v", rep)
 	}
 }

@@ -41,14 +41,16 @@ $ESCROW_PASSWORD_FILE, $ESCROW_PASSWORD or --kit), the newest snapshot of
 each host and source is also read from every repository that password opens,
 independently of the heartbeats; without one, heartbeats only.
 
-A host is silent when its newest heartbeat is older than --stale, stopped
-when its agent was stopped on purpose, failing when a source or database
-reports an error or is older than its target freshness.
+A host is silent when its newest heartbeat is older than --stale (or three
+of its own heartbeat periods, if longer), stopped when its agent was stopped
+on purpose, failing when a source or database reports an error or is older
+than its target freshness.
 
 Exit status: 0 when every host is ok; 5 when a host is silent (or has
-snapshots but no heartbeat); 4 when a host is stopped or failing, or a
-heartbeat or repository could not be read; 1 when the store could not be
-read at all; 2 for usage errors.`,
+snapshots but no heartbeat); 4 when a host is stopped or failing, a
+heartbeat or repository could not be read, or nothing was found under the
+address; 1 when the store could not be read at all; 2 for usage errors.
+See docs/monitoring.md.`,
 		Example: `  escrow fleet --repo s3:https://s3.example.com/backups
   escrow fleet --repo s3:https://s3.example.com/backups/reseller1 --stale 2h --json`,
 		Args: exactArgs(0),
