@@ -15,8 +15,10 @@ import (
 
 // Options tune a scan.
 type Options struct {
-	// Stale: a host whose newest heartbeat is older than this is silent
-	// (default 30m).
+	// Stale: a host whose newest heartbeat is older than this is silent.
+	// Zero: 30 minutes, or three of the host's own heartbeat periods when
+	// that is longer, so a host configured to report hourly is not silent
+	// at 30 minutes.
 	Stale time.Duration
 	// Parallel bounds the requests in flight (default 32).
 	Parallel int
@@ -29,6 +31,9 @@ type Options struct {
 	Retry     remote.RetryOptions
 	Now       func() time.Time
 }
+
+// DefaultStale is Options.Stale's default.
+const DefaultStale = 30 * time.Minute
 
 // The states of a host, from best to worst.
 const (
@@ -43,7 +48,10 @@ type Report struct {
 	Location string    `json:"location"`
 	Time     time.Time `json:"time"`
 	Stale    string    `json:"stale_after"`
-	Hosts    []*Host   `json:"hosts"`
+	// StaleFixed is false when a host's own heartbeat period may extend
+	// Stale (three periods).
+	StaleFixed bool    `json:"stale_fixed"`
+	Hosts      []*Host `json:"hosts"`
 	// Repositories lists the repositories found, with their newest
 	// snapshots when a password was given.
 	Repositories []*Repository `json:"repositories"`
@@ -100,8 +108,9 @@ func (r *Report) Unhealthy() bool {
 // Scan reads every heartbeat (and with opts.Snapshots, every repository's
 // newest snapshots) below the store's address and judges each host.
 func Scan(ctx context.Context, st Store, opts Options) (*Report, error) {
-	if opts.Stale <= 0 {
-		opts.Stale = 30 * time.Minute
+	fixed := opts.Stale > 0
+	if !fixed {
+		opts.Stale = DefaultStale
 	}
 	if opts.Parallel <= 0 {
 		opts.Parallel = 32
@@ -122,7 +131,7 @@ func Scan(ctx context.Context, st Store, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("scan %s: %w", st.Location(), err)
 	}
 	rep := &Report{
-		Location: st.Location(), Time: opts.Now().UTC(), Stale: opts.Stale.String(),
+		Location: st.Location(), Time: opts.Now().UTC(), Stale: opts.Stale.String(), StaleFixed: fixed,
 		Hosts: s.out.beats, Repositories: s.out.repos, Problems: s.out.problems, Truncated: s.out.truncated,
 	}
 	rep.judge(opts)
@@ -138,7 +147,11 @@ func (r *Report) judge(opts Options) {
 	now := opts.Now()
 	for _, h := range r.Hosts {
 		h.Name = h.Heartbeat.Host
-		h.judge(now, opts.Stale)
+		stale := opts.Stale
+		if !r.StaleFixed {
+			stale = max(stale, 3*h.Heartbeat.Every())
+		}
+		h.judge(now, stale)
 	}
 	for _, rp := range r.Repositories {
 		if rp.Error != "" {
@@ -180,9 +193,7 @@ func (r *Report) judge(opts Options) {
 	}
 }
 
-// judge decides a host's state from its heartbeat. A host is silent after
-// stale, or after three of its own heartbeat periods when that is longer,
-// so a host configured to report hourly is not called silent at 30 minutes.
+// judge decides a host's state from its heartbeat: silent after stale.
 func (h *Host) judge(now time.Time, stale time.Duration) {
 	hb := h.Heartbeat
 	age := now.Sub(hb.Time)
@@ -190,9 +201,9 @@ func (h *Host) judge(now time.Time, stale time.Duration) {
 	case hb.Stopped:
 		h.State = StateStopped
 		h.Problems = append(h.Problems, fmt.Sprintf("the agent was stopped %s ago", age.Round(time.Second)))
-	case age > max(stale, 3*hb.Every()):
+	case age > stale:
 		h.State = StateSilent
-		h.Problems = append(h.Problems, fmt.Sprintf("no heartbeat for %s (more than %s): the server or its agent is down", age.Round(time.Second), max(stale, 3*hb.Every())))
+		h.Problems = append(h.Problems, fmt.Sprintf("no heartbeat for %s (more than %s): the server or its agent is down", age.Round(time.Second), stale))
 	}
 	items := append(append([]heartbeat.Item(nil), hb.Sources...), hb.Databases...)
 	for _, it := range items {

@@ -136,7 +136,7 @@ func TestScan(t *testing.T) {
 			l := mk(t)
 			fill(l)
 			ctx := context.Background()
-			opts := fleet.Options{Stale: 30 * time.Minute, Now: func() time.Time { return now }, Parallel: 4}
+			opts := fleet.Options{Now: func() time.Time { return now }, Parallel: 4}
 
 			rep, err := fleet.Scan(ctx, l.store, opts)
 			must(t, err)
@@ -186,8 +186,16 @@ func TestScan(t *testing.T) {
 				}
 			}
 
-			// One prefix only, and a depth that stops above the deeper one.
+			// An explicit --stale is not extended by a host's period.
 			opts.Snapshots = nil
+			opts.Stale = 30 * time.Minute
+			rep, err = fleet.Scan(ctx, l.store, opts)
+			must(t, err)
+			if st := states(rep)["web6"]; st != fleet.StateSilent {
+				t.Errorf("web6 with an explicit stale: %s, want silent", st)
+			}
+
+			// One prefix only, and a depth that stops above the deeper one.
 			opts.MaxDepth = 1
 			rep, err = fleet.Scan(ctx, l.store, opts)
 			must(t, err)

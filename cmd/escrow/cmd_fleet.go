@@ -21,6 +21,7 @@ import (
 
 type fleetOptions struct {
 	Stale    time.Duration
+	staleSet bool
 	Parallel int
 	Depth    int
 }
@@ -41,8 +42,8 @@ $ESCROW_PASSWORD_FILE, $ESCROW_PASSWORD or --kit), the newest snapshot of
 each host and source is also read from every repository that password opens,
 independently of the heartbeats; without one, heartbeats only.
 
-A host is silent when its newest heartbeat is older than --stale (or three
-of its own heartbeat periods, if longer), stopped when its agent was stopped
+A host is silent when its newest heartbeat is older than --stale (without
+the flag: 30 minutes, or three of its own heartbeat periods if longer), stopped when its agent was stopped
 on purpose, failing when a source or database reports an error or is older
 than its target freshness.
 
@@ -55,11 +56,12 @@ See docs/monitoring.md.`,
   escrow fleet --repo s3:https://s3.example.com/backups/reseller1 --stale 2h --json`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.staleSet = cmd.Flags().Changed("stale")
 			return runFleet(cmd.Context(), g, o)
 		},
 	}
 	f := cmd.Flags()
-	f.DurationVar(&o.Stale, "stale", 30*time.Minute, "a host without a heartbeat for this long is silent")
+	f.DurationVar(&o.Stale, "stale", fleet.DefaultStale, "a host without a heartbeat for this long is silent (default: also three of the host's own heartbeat periods, if longer)")
 	f.IntVar(&o.Parallel, "parallel", 32, "requests in flight at once")
 	f.IntVar(&o.Depth, "depth", 4, "how many folders deep below --repo repositories are looked for")
 	return cmd
@@ -94,7 +96,10 @@ func runFleet(ctx context.Context, g *globalOptions, o fleetOptions) error {
 	if err != nil {
 		return err
 	}
-	opts := fleet.Options{Stale: o.Stale, Parallel: o.Parallel, MaxDepth: o.Depth, Retry: g.retryOptions()}
+	opts := fleet.Options{Parallel: o.Parallel, MaxDepth: o.Depth, Retry: g.retryOptions()}
+	if o.staleSet {
+		opts.Stale = o.Stale
+	}
 	if o.Depth == 0 {
 		opts.MaxDepth = -1 // fleet.Options' zero means the default
 	}
@@ -128,7 +133,7 @@ func runFleet(ctx context.Context, g *globalOptions, o fleetOptions) error {
 	}
 	switch {
 	case rep.Silent > 0:
-		return withCode(exitSilent, fmt.Errorf("%d of %d hosts silent for more than %s", rep.Silent, len(rep.Hosts), o.Stale))
+		return withCode(exitSilent, fmt.Errorf("%d of %d hosts silent for more than %s", rep.Silent, len(rep.Hosts), rep.Stale))
 	case rep.Unhealthy():
 		return withCode(exitUnhealthy, fmt.Errorf("%d hosts stopped, %d failing, %d read problems", rep.Stopped, rep.Failing, len(rep.Problems)))
 	}
