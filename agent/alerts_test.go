@@ -289,3 +289,35 @@ func TestAgentStateAlerts(t *testing.T) {
 		t.Errorf("%d kit alerts within repeat_after, want 1", c)
 	}
 }
+
+// A source whose backup fails is alerted once, and a recovery notice
+// follows the next good backup.
+func TestAgentBackupFailedAlert(t *testing.T) {
+	r := newRepo(t)
+	in, n := newInbox(t)
+	src := filepath.Join(t.TempDir(), "site")
+	writeFile(t, filepath.Join(src, "a.txt"), "a")
+	a, err := agent.New(r, agent.Options{
+		Sources: []agent.Source{{Path: src, Watch: false}}, Host: "agent-test",
+		RescanEvery: time.Hour, StateDir: filepath.Join(t.TempDir(), "state"),
+		HeartbeatEvery: -1, Alerts: n, Logger: testLogger(t),
+		CPUPriority: agent.PriorityNormal, IOPriority: agent.PriorityNormal,
+	})
+	must(t, err)
+	// The source is gone when the agent starts: its first backup fails.
+	must(t, os.Rename(src, src+".moved"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); must(t, <-done) }()
+	f := in.wait(t, "backup failed", func(e notify.Event) bool { return e.Kind == notify.BackupFailed && !e.Recovered })
+	if f.Subject != src || !strings.Contains(f.Message, "retried in") {
+		t.Errorf("failure alert %+v", f)
+	}
+	must(t, os.Rename(src+".moved", src))
+	a.Rescan()
+	in.wait(t, "recovery", func(e notify.Event) bool { return e.Kind == notify.BackupFailed && e.Recovered })
+	if c := in.count(notify.BackupFailed); c != 2 {
+		t.Errorf("%d backup alerts, want one failure and one recovery", c)
+	}
+}
