@@ -157,7 +157,6 @@ func (s *scanner) heartbeats(ctx context.Context, dir string) {
 // snapshots reads the repository's snapshots and keeps the newest per
 // host and paths.
 func (s *scanner) snapshots(ctx context.Context, rp *Repository) {
-	var snaps []*repo.Snapshot
 	// Opening a repository runs scrypt (32 MiB): the slots bound memory
 	// as well as requests.
 	select {
