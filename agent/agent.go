@@ -18,6 +18,7 @@ import (
 
 	"github.com/escrow-backup/escrow/agent/watch"
 	"github.com/escrow-backup/escrow/backup"
+	"github.com/escrow-backup/escrow/notify"
 	"github.com/escrow-backup/escrow/repo"
 )
 
@@ -35,6 +36,10 @@ type Source struct {
 	Watch         bool
 	OneFileSystem bool
 	Tags          []string
+	// FreshWithin is the source's target freshness: status and alerts
+	// call it stale when it was last verified longer ago (default: twice
+	// RescanEvery).
+	FreshWithin time.Duration
 }
 
 // Options configure an agent. Zero durations take the defaults.
@@ -63,6 +68,18 @@ type Options struct {
 	// (prune) to give way to, and a waiting one looks whether it is gone
 	// (default 1 min).
 	LockPoll time.Duration
+	// HeartbeatEvery is how often a heartbeat is written to the store
+	// (default 5m; negative: never).
+	HeartbeatEvery time.Duration
+	// KitConfirmed reports whether the owner confirmed the recovery kit,
+	// for heartbeats and status; nil: unknown, reported as unconfirmed.
+	KitConfirmed func() bool
+	// Alerts receives problems and recoveries; nil: none are sent.
+	Alerts       Alerter
+	MassDeletion MassDeletion
+	// Observer is told the figures of every snapshot and job (metrics);
+	// nil: nobody.
+	Observer Observer
 	Logger   *slog.Logger
 	Now      func() time.Time
 }
@@ -92,6 +109,10 @@ func (o *Options) fill() {
 	if o.Host == "" {
 		o.Host, _ = os.Hostname()
 	}
+	o.MassDeletion.fill()
+	if o.HeartbeatEvery == 0 {
+		o.HeartbeatEvery = 5 * time.Minute
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -110,6 +131,9 @@ type Agent struct {
 	sources []*source
 	jobs    []*job
 	rescan  chan struct{}
+	// beat asks for a heartbeat now: a backup failed or recovered, or the
+	// first one after start finished.
+	beat chan struct{}
 
 	mu          sync.Mutex // guards status
 	status      Status
@@ -117,6 +141,11 @@ type Agent struct {
 
 	loadIndex func(context.Context) error
 	lock      repoLock // held for the agent's lifetime; see repolock.go
+	// tamperProof is the escrow verdict last seen (nil: none yet), and
+	// escrowWorse whether it went from tamper-proof to not; both owned by
+	// the heartbeat goroutine.
+	tamperProof *bool
+	escrowWorse bool
 }
 
 // source is the agent's state for one Source.
@@ -131,6 +160,10 @@ type source struct {
 	rescanWhy  string    // reason for an early rescan ("requested"), or ""
 	retryAt    time.Time // after a failure, no attempt before this
 	failures   int
+	// files is how many files parent holds, known after the first full
+	// rescan; it tells a mass deletion from a small one.
+	files      int
+	filesKnown bool
 }
 
 // New checks the options and prepares an agent; Run starts it.
@@ -142,7 +175,7 @@ func New(r *repo.Repository, opts Options) (*Agent, error) {
 	if opts.StateDir == "" {
 		return nil, errors.New("agent: no state directory")
 	}
-	a := &Agent{r: r, opts: opts, log: opts.Logger, rescan: make(chan struct{}, 1)}
+	a := &Agent{r: r, opts: opts, log: opts.Logger, rescan: make(chan struct{}, 1), beat: make(chan struct{}, 1)}
 	a.status = Status{PID: os.Getpid(), Version: opts.ProgramVersion, Repository: opts.Repository, Host: opts.Host}
 	a.status.Sources = make([]SourceStatus, len(opts.Sources))
 	for i, s := range opts.Sources {
@@ -155,7 +188,10 @@ func New(r *repo.Repository, opts Options) (*Agent, error) {
 		if err != nil {
 			return nil, fmt.Errorf("source %s: %w", s.Path, err)
 		}
-		a.status.Sources[i] = SourceStatus{Path: s.Path}
+		if s.FreshWithin <= 0 {
+			s.FreshWithin = 2 * opts.RescanEvery
+		}
+		a.status.Sources[i] = SourceStatus{Path: s.Path, FreshWithin: s.FreshWithin.String()}
 		a.sources = append(a.sources, &source{Source: s, excluder: ex, st: &a.status.Sources[i]})
 	}
 	a.status.Jobs = make([]JobStatus, len(opts.Jobs))
@@ -163,7 +199,10 @@ func New(r *repo.Repository, opts Options) (*Agent, error) {
 		if j.Every <= 0 || j.Run == nil {
 			return nil, fmt.Errorf("agent: job %s needs a period and a function", j.Name)
 		}
-		a.status.Jobs[i] = JobStatus{Name: j.Name, Every: j.Every.String()}
+		if j.FreshWithin <= 0 {
+			j.FreshWithin = 2 * j.Every
+		}
+		a.status.Jobs[i] = JobStatus{Name: j.Name, Every: j.Every.String(), FreshWithin: j.FreshWithin.String()}
 		a.jobs = append(a.jobs, &job{Job: j, st: &a.status.Jobs[i]})
 	}
 	return a, nil
@@ -211,6 +250,21 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer func() { a.watcher.Close(); wg.Wait() }()
 
 	a.setStatus(func() { a.status.Started = a.opts.Now() })
+	// Heartbeats run beside the backups, so a long first backup does not
+	// make the host look silent; the last one says the agent stopped.
+	beats, err := a.newBeater()
+	if err != nil {
+		return err
+	}
+	beatCtx, stopBeats := context.WithCancel(work)
+	beatsDone := make(chan struct{})
+	go func() { defer close(beatsDone); beats.run(beatCtx) }()
+	defer func() {
+		stopBeats()
+		<-beatsDone
+		beats.final(work)
+	}()
+
 	// One shared lock for the agent's lifetime, taken before the
 	// snapshots are listed and the index is loaded.
 	a.lock.stopped = ctx.Done()
@@ -427,13 +481,12 @@ func (a *Agent) fullRescan(ctx context.Context, s *source, reason string) {
 			missed = a.countMissed(s, unseen)
 		}
 	}
-	a.log.Info("full rescan done", "source", s.Path, "reason", reason, "changes", changes, "missed_by_watcher", missed)
 	a.setStatus(func() {
 		s.st.LastRescan = &RescanStatus{Time: now, Reason: reason, Changes: changes, Missed: missed}
 		s.st.MissedTotal += missed
 		s.st.NextRescan = s.nextRescan
 	})
-	a.done(s, res, "rescan")
+	a.done(s, res, "rescan", "reason", reason, "changes", changes, "missed_by_watcher", missed)
 }
 
 // countMissed counts the changes a rescan found that the watcher did not
@@ -466,33 +519,69 @@ func (a *Agent) backup(ctx context.Context, s *source, changes *watch.Set, onCha
 	if changes != nil {
 		opts.Changes = changes
 	}
-	return backup.Files(ctx, a.r, opts)
+	rm := &removals{}
+	opts.OnChange = func(c backup.Change) {
+		if c.Kind == backup.Removed {
+			rm.add(c)
+		}
+		if onChange != nil {
+			onChange(c)
+		}
+	}
+	kind := "incremental"
+	if changes == nil {
+		kind = "rescan"
+	}
+	start := time.Now()
+	res, err := backup.Files(ctx, a.r, opts)
+	if err == nil || ctx.Err() == nil {
+		a.observeSnapshot(s.Path, kind, res, time.Since(start))
+	}
+	if err == nil && !res.Unchanged {
+		a.checkDeletion(ctx, s, s.parent, res, rm, changes == nil)
+	} else if err == nil && changes == nil && !s.filesKnown {
+		s.files, s.filesKnown = int(res.Summary.TotalFilesProcessed), true
+	}
+	return res, err
 }
 
-// done records a finished backup.
-func (a *Agent) done(s *source, res *backup.Result, kind string) {
+// done records a finished backup, and logs it in one line with its figures
+// (and extra, the caller's): "snapshot saved", or "backup done: nothing
+// new" when the tree matched its parent.
+func (a *Agent) done(s *source, res *backup.Result, kind string, extra ...any) {
 	now := a.opts.Now()
+	if s.failures > 0 {
+		a.resolved(notify.BackupFailed, s.Path, "backups of %s work again.", s.Path)
+	}
 	s.failures, s.retryAt = 0, time.Time{}
 	for _, p := range res.Deferred {
 		if s.root != nil {
 			a.watcher.MarkFile(s.root, p)
 		}
 	}
-	if !res.Unchanged {
+	sm := res.Summary
+	figures := []any{"source", s.Path, "kind", kind,
+		"files_new", sm.FilesNew, "files_changed", sm.FilesChanged, "files_examined", sm.TotalFilesProcessed,
+		"bytes_read", res.BytesRead, "bytes_added", sm.DataAdded, "bytes_stored", sm.DataAddedPacked,
+		"unreadable", len(res.Errors), "deferred", len(res.Deferred), "seconds", sm.BackupEnd.Sub(sm.BackupStart).Seconds()}
+	figures = append(figures, extra...)
+	if res.Unchanged {
+		a.log.Info("backup done: nothing new", figures...)
+	} else {
 		s.parent = res.Snapshot
-		a.log.Info("snapshot saved", "source", s.Path, "kind", kind, "snapshot", res.Snapshot.ID.Str(),
-			"files_new", res.Summary.FilesNew, "files_changed", res.Summary.FilesChanged,
-			"bytes_added", res.Summary.DataAdded, "seconds", res.Summary.BackupEnd.Sub(res.Summary.BackupStart).Seconds())
+		a.log.Info("snapshot saved", append(figures, "snapshot", res.Snapshot.ID.Str())...)
 	}
 	for _, e := range res.Errors {
 		a.log.Warn("could not read", "path", e.Path, "err", e.Err)
 	}
 	a.setStatus(func() {
+		if s.st.Verified.IsZero() || s.st.LastError != "" {
+			a.beatSoon()
+		}
 		s.st.Verified = now
 		s.st.LastError, s.st.Failures = "", 0
 		s.st.Deferred = res.Deferred
 		if !res.Unchanged {
-			sm := res.Summary
 			ss := &SnapshotStatus{
 				ID: res.Snapshot.ID.String(), Time: res.Snapshot.Time, Kind: kind,
 				FilesNew: sm.FilesNew, FilesChanged: sm.FilesChanged, BytesAdded: sm.DataAdded,
@@ -518,6 +607,8 @@ func (a *Agent) fail(s *source, err error) {
 	backoff := 10 * time.Second << min(s.failures-1, 6) // 10s … ~10m
 	s.retryAt = a.opts.Now().Add(backoff)
 	a.log.Error("backup failed; changes stay pending and will be retried", "source", s.Path, "retry_in", backoff, "err", err)
+	a.beatSoon()
+	a.problem(notify.BackupFailed, s.Path, "the backup of %s failed: %v. Its changes stay pending and are retried in %s.", s.Path, err, backoff)
 	a.setStatus(func() {
 		s.st.LastError = err.Error()
 		s.st.LastErrorTime = a.opts.Now()
@@ -537,6 +628,7 @@ func (a *Agent) refreshWatch(s *source) {
 		return
 	}
 	s.st.Watches = a.watcher.Watches(s.root)
+	s.st.WatchEvents = a.watcher.Events(s.root)
 	if err := a.watcher.Limited(s.root); err != nil {
 		s.st.Watching, s.st.WatchProblem = false, err.Error()
 	} else {

@@ -26,16 +26,27 @@ type Status struct {
 	Stopped    bool           `json:"stopped,omitempty"`
 	Sources    []SourceStatus `json:"sources"`
 	Jobs       []JobStatus    `json:"jobs,omitempty"`
+	// HostID names this host's heartbeat object; LastHeartbeat is when one
+	// was last written and HeartbeatError why the latest write failed.
+	HostID         string    `json:"host_id,omitempty"`
+	LastHeartbeat  time.Time `json:"last_heartbeat,omitzero"`
+	HeartbeatError string    `json:"heartbeat_error,omitempty"`
 }
 
 // SourceStatus describes one protected tree.
 type SourceStatus struct {
 	Path string `json:"path"`
+	// FreshWithin is the target freshness: Verified older than this is
+	// stale.
+	FreshWithin string `json:"fresh_within,omitempty"`
 	// Watching is true when every directory has an inotify watch; when it
 	// is false, WatchProblem says why and only rescans protect the source.
 	Watching     bool   `json:"watching"`
 	WatchProblem string `json:"watch_problem,omitempty"`
 	Watches      int    `json:"watches"`
+	// WatchEvents counts the file system events seen since the agent
+	// started.
+	WatchEvents uint64 `json:"watch_events"`
 
 	LastSnapshot *SnapshotStatus `json:"last_snapshot,omitempty"`
 	// Verified is when the tree was last known to match a snapshot: a

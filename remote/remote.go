@@ -59,7 +59,7 @@ func (h Handle) Valid() error {
 	switch h.Type {
 	case ConfigFile:
 		return nil
-	case PackFile, KeyFile, LockFile, SnapshotFile, IndexFile, ReleaseFile:
+	case PackFile, KeyFile, LockFile, SnapshotFile, IndexFile, ReleaseFile, HeartbeatFile:
 	default:
 		return fmt.Errorf("invalid file type %q", h.Type)
 	}

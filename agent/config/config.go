@@ -43,6 +43,12 @@ type Config struct {
 	Limits    Limits     `yaml:"limits"`
 	StateDir  string     `yaml:"state_dir"`
 	Log       Log        `yaml:"log"`
+	// HeartbeatEvery is how often the agent writes its heartbeat to the
+	// store (docs/monitoring.md).
+	HeartbeatEvery time.Duration `yaml:"heartbeat_every"`
+	Notify         Notify        `yaml:"notify"`
+	// MetricsListen is [HOST]:PORT of the Prometheus endpoint; empty: off.
+	MetricsListen string `yaml:"metrics_listen"`
 
 	// lines maps field paths ("sources[0].path") to their line, so that
 	// CheckFiles can point at the line to fix.
@@ -70,6 +76,8 @@ type Source struct {
 	Watch         bool     `yaml:"watch"`
 	OneFileSystem bool     `yaml:"one_file_system"`
 	Tags          []string `yaml:"tags"`
+	// FreshWithin is the target freshness; 0: twice schedule.rescan_every.
+	FreshWithin time.Duration `yaml:"fresh_within"`
 }
 
 // DBType is the kind of database server a dump is taken from.
@@ -98,6 +106,8 @@ type Database struct {
 	All          bool          `yaml:"all"`
 	Path         string        `yaml:"path"` // sqlite only
 	Every        time.Duration `yaml:"every"`
+	// FreshWithin is the target freshness; 0: twice Every.
+	FreshWithin time.Duration `yaml:"fresh_within"`
 }
 
 // Schedule decides when watched changes become snapshots.
@@ -163,6 +173,7 @@ const (
 	DefaultRescanEvery = 6 * time.Hour
 	DefaultEvery       = time.Hour
 	DefaultParallelism = 2
+	DefaultHeartbeat   = 5 * time.Minute
 )
 
 func defaults() Config {
@@ -171,6 +182,9 @@ func defaults() Config {
 		Limits:   Limits{CPUPriority: "low", IOPriority: "low", Parallelism: DefaultParallelism},
 		StateDir: DefaultStateDir,
 		Log:      Log{Format: "text", Level: slog.LevelInfo},
+
+		HeartbeatEvery: DefaultHeartbeat,
+		Notify:         Notify{RepeatAfter: DefaultRepeatAfter, Email: Email{TLS: "starttls"}},
 	}
 }
 

@@ -48,6 +48,7 @@ sources:
     watch: true                    # back up changes within seconds; false: only at each rescan
     one_file_system: false         # true: do not descend into other mounted file systems
     tags: [site]                   # extra tags on this source's snapshots
+    fresh_within: ""               # stale when not verified for this long; empty: twice rescan_every
 
 # Databases to dump into the repository on a schedule; no temporary copy is
 # written to disk.
@@ -59,6 +60,7 @@ databases:
     password_file: /etc/escrow/mysql.pass   # optional (chmod 600)
     databases: [shop]              # the databases to dump, or all: true
     every: 1h
+    fresh_within: ""               # stale when no good dump for this long; empty: twice every
   - type: postgres
     host: 127.0.0.1                # a host name or address, or postgres's socket directory
     port: 5432                     # 0: the dump tool's default
@@ -90,4 +92,30 @@ state_dir: /var/lib/escrow
 log:
   format: text    # text or json
   level: info     # debug, info, warn or error
+
+# How often the agent writes its heartbeat to the store, for escrow fleet
+# (at least 10s). See docs/monitoring.md.
+heartbeat_every: 5m
+
+# Alerts: on a failed backup or dump, a source older than its target
+# freshness, a worse escrow doctor verdict, an unconfirmed recovery kit and
+# suspected mass deletion; and a notice when each problem ends. Test with:
+# escrow notify test. Remove the webhooks entry and leave email.server
+# empty to send none.
+notify:
+  repeat_after: 24h      # a problem that lasts is sent again this often (at least 1m)
+  webhooks:
+    - url_file: /etc/escrow/webhook.url  # the file holding the URL (chmod 600: it holds a token)
+      style: json        # json: a JSON POST (chat webhooks); ping: health-check URLs (URL, URL/fail)
+  email:
+    server: ""           # SMTP host:port, e.g. smtp.example.com:587; empty: no email
+    tls: starttls        # starttls (port 587), tls (port 465), or none (a relay on this machine only)
+    username: ""         # empty: no login
+    password_file: ""    # the file holding the SMTP password (chmod 600)
+    from: ""             # e.g. escrow@example.com
+    to: []               # e.g. [owner@example.com]
+
+# The Prometheus metrics endpoint, [HOST]:PORT; a port alone (:9310) listens
+# on 127.0.0.1 only. Empty: off.
+metrics_listen: ""
 `

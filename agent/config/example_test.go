@@ -29,6 +29,9 @@ func TestDefaults(t *testing.T) {
 		Limits:       Limits{UploadBandwidth: 0, CPUPriority: "low", IOPriority: "low", Parallelism: 2},
 		StateDir:     "/var/lib/escrow",
 		Log:          Log{Format: "text", Level: slog.LevelInfo},
+
+		HeartbeatEvery: 5 * time.Minute,
+		Notify:         Notify{RepeatAfter: 24 * time.Hour, Email: Email{TLS: "starttls"}},
 	}
 	c.lines = nil
 	if !reflect.DeepEqual(c, want) {
@@ -149,7 +152,8 @@ func fieldPaths(t reflect.Type, prefix string) []string {
 // tag would be invisible to the file, the example and the docs.
 func TestEveryFieldHasAKey(t *testing.T) {
 	for _, typ := range []reflect.Type{reflect.TypeFor[Config](), reflect.TypeFor[S3](), reflect.TypeFor[Source](),
-		reflect.TypeFor[Database](), reflect.TypeFor[Schedule](), reflect.TypeFor[Limits](), reflect.TypeFor[Log]()} {
+		reflect.TypeFor[Database](), reflect.TypeFor[Schedule](), reflect.TypeFor[Limits](), reflect.TypeFor[Log](),
+		reflect.TypeFor[Notify](), reflect.TypeFor[Webhook](), reflect.TypeFor[Email]()} {
 		for i := range typ.NumField() {
 			if f := typ.Field(i); f.IsExported() && f.Tag.Get("yaml") == "" {
 				t.Errorf("%s.%s has no yaml tag", typ.Name(), f.Name)
@@ -172,6 +176,7 @@ func TestFieldTablesMatchTags(t *testing.T) {
 		{d.scheduleFields(&Schedule{}), reflect.TypeFor[Schedule]()},
 		{d.limitsFields(&Limits{}), reflect.TypeFor[Limits]()},
 		{d.logFields(&Log{}), reflect.TypeFor[Log]()},
+		{d.notifyFields(&Notify{}), reflect.TypeFor[Notify]()},
 	} {
 		var keys []string
 		for _, f := range tc.fields {

@@ -45,6 +45,9 @@ func (d *decoder) topFields(c *Config) []field {
 		{"limits", func(n *yaml.Node, p string) { d.mapping(n, p, d.limitsFields(&c.Limits)) }},
 		{"state_dir", d.path(&c.StateDir, false)},
 		{"log", func(n *yaml.Node, p string) { d.mapping(n, p, d.logFields(&c.Log)) }},
+		{"heartbeat_every", d.duration(&c.HeartbeatEvery, 10*time.Second)},
+		{"notify", func(n *yaml.Node, p string) { d.mapping(n, p, d.notifyFields(&c.Notify)) }},
+		{"metrics_listen", d.str(&c.MetricsListen)},
 	}
 }
 
@@ -77,6 +80,7 @@ func (d *decoder) sourceFields(s *Source) []field {
 		{"watch", d.boolean(&s.Watch)},
 		{"one_file_system", d.boolean(&s.OneFileSystem)},
 		{"tags", d.strs(&s.Tags)},
+		{"fresh_within", d.duration(&s.FreshWithin, time.Minute)},
 	}
 }
 
@@ -106,6 +110,7 @@ func (d *decoder) databaseFields(db *Database) []field {
 		{"all", d.boolean(&db.All)},
 		{"path", d.path(&db.Path, false)},
 		{"every", d.duration(&db.Every, 1)},
+		{"fresh_within", d.duration(&db.FreshWithin, time.Minute)},
 	}
 }
 

@@ -62,6 +62,7 @@ func (c *Config) checkFiles(p *problems) {
 	if c.StateDir != "" && !p.bad["state_dir"] {
 		checkStateDir(p, c.StateDir)
 	}
+	c.checkNotifyFiles(p)
 }
 
 func checkSecretFile(p *problems, field, path, what string) {

@@ -23,6 +23,7 @@ func (d *decoder) validate(c *Config) {
 	}
 	d.validateSchedule(c)
 	d.validateInsideSources(c)
+	d.validateNotify(c)
 }
 
 func (d *decoder) validateRepository(c *Config) {

@@ -39,7 +39,8 @@ type Root struct {
 	// Guarded by Watcher.mu.
 	watched map[string]struct{} // directories with a watch
 	pending *Set
-	limited error // why not every directory is watched, or nil
+	limited error  // why not every directory is watched, or nil
+	events  uint64 // events handled, for metrics
 }
 
 // Path is the root directory.
@@ -117,6 +118,13 @@ func (w *Watcher) Watches(r *Root) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(r.watched)
+}
+
+// Events counts the events handled for r since it was added.
+func (w *Watcher) Events(r *Root) uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return r.events
 }
 
 // Take returns what changed below r and starts a new, empty set.
@@ -225,6 +233,7 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 	if r == nil || r.excluded(p) {
 		return
 	}
+	r.events++
 	if p == r.path {
 		// The root itself: its own metadata, or it went away. Its node is
 		// read on every backup; record a change so one runs.

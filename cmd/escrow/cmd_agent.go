@@ -15,6 +15,7 @@ import (
 
 	"github.com/escrow-backup/escrow/agent"
 	"github.com/escrow-backup/escrow/agent/config"
+	"github.com/escrow-backup/escrow/agent/metrics"
 	"github.com/escrow-backup/escrow/backup"
 	"github.com/escrow-backup/escrow/installer"
 	"github.com/escrow-backup/escrow/kit"
@@ -111,7 +112,13 @@ func runAgent(ctx context.Context, g *globalOptions, file string) error {
 // runAgentOnce opens the repository named by cfg and runs the agent until
 // ctx ends.
 func runAgentOnce(ctx context.Context, g *globalOptions, cfg *config.Config, log *slog.Logger, rescan <-chan struct{}) error {
-	r, err := openAgentRepo(ctx, g, cfg, log)
+	var m *metrics.Metrics
+	var wrap []func(remote.Backend) remote.Backend
+	if cfg.MetricsListen != "" {
+		m = metrics.New()
+		wrap = append(wrap, m.Backend)
+	}
+	r, err := openAgentRepo(ctx, g, cfg, log, wrap...)
 	if err != nil {
 		return err
 	}
@@ -129,7 +136,17 @@ func runAgentOnce(ctx context.Context, g *globalOptions, cfg *config.Config, log
 		}
 		sources = append(sources, agent.Source{
 			Path: s.Path, Excludes: excludes, Watch: s.Watch, OneFileSystem: s.OneFileSystem, Tags: s.Tags,
+			FreshWithin: s.FreshWithin,
 		})
+	}
+	notifier, stopNotifier, err := startNotifier(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopNotifier()
+	var alerts agent.Alerter
+	if notifier != nil {
+		alerts = notifier
 	}
 	a, err := agent.New(r, agent.Options{
 		Sources: sources, Jobs: dbJobs(r, cfg, log), Host: cfg.Host,
@@ -137,7 +154,12 @@ func runAgentOnce(ctx context.Context, g *globalOptions, cfg *config.Config, log
 		Parallelism: cfg.Limits.Parallelism, CPUPriority: cfg.Limits.CPUPriority, IOPriority: cfg.Limits.IOPriority,
 		StateDir: cfg.StateDir, Repository: r.Backend().Location(),
 		ProgramVersion: "escrow " + version, Logger: log,
-		LoadIndex: func(ctx context.Context) error { return loadIndexLogged(ctx, r, log) },
+		LoadIndex:      func(ctx context.Context) error { return loadIndexLogged(ctx, r, log) },
+		HeartbeatEvery: cfg.HeartbeatEvery, Alerts: alerts, Observer: observer(m),
+		KitConfirmed: func() bool {
+			_, ok, _ := kit.Confirmed(cfg.StateDir, r.Config().ID)
+			return ok
+		},
 	})
 	if err != nil {
 		return err
@@ -152,6 +174,17 @@ func runAgentOnce(ctx context.Context, g *globalOptions, cfg *config.Config, log
 			}
 		}
 	}()
+	if m != nil {
+		m.Watch(a.Status)
+		mctx, stopMetrics := context.WithCancel(ctx)
+		addr, wait, err := m.Serve(mctx, cfg.MetricsAddress(), log)
+		if err != nil {
+			stopMetrics()
+			return usageError(err)
+		}
+		defer func() { stopMetrics(); wait() }()
+		log.Info("metrics endpoint listening", "url", "http://"+addr+"/metrics")
+	}
 	log.Info("agent started", "config", cfg.File, "repository", r.Backend().Location(), "sources", len(sources))
 	// Until the owner confirms the recovery kit is stored off this server,
 	// the escrow would die with the server: say so at start and daily.
@@ -167,8 +200,9 @@ func runAgentOnce(ctx context.Context, g *globalOptions, cfg *config.Config, log
 
 // openAgentRepo opens the repository with the configuration's credentials,
 // upload limit and CA bundle, and caches index and snapshot files in the
-// state directory.
-func openAgentRepo(ctx context.Context, g *globalOptions, cfg *config.Config, log *slog.Logger) (*repo.Repository, error) {
+// state directory. wrap, when given, wraps the store below the cache (the
+// agent's metrics count its requests there).
+func openAgentRepo(ctx context.Context, g *globalOptions, cfg *config.Config, log *slog.Logger, wrap ...func(remote.Backend) remote.Backend) (*repo.Repository, error) {
 	if err := g.refuseAsOf("back up"); err != nil {
 		return nil, err
 	}
@@ -188,6 +222,9 @@ func openAgentRepo(ctx context.Context, g *globalOptions, cfg *config.Config, lo
 	be, err := openStore(ctx, st, false, ro)
 	if err != nil {
 		return nil, err
+	}
+	for _, w := range wrap {
+		be = w(be)
 	}
 	cache, err := remote.NewCache(be, filepath.Join(cfg.StateDir, "cache"))
 	if err != nil {
@@ -220,4 +257,13 @@ func agentLogger(w io.Writer, cfg *config.Config) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// observer is m as an agent.Observer, or nil (not a typed nil) without
+// metrics.
+func observer(m *metrics.Metrics) agent.Observer {
+	if m == nil {
+		return nil
+	}
+	return m
 }

@@ -25,8 +25,16 @@ snapshot, changes not yet saved, the latest full rescan and how many changes
 the watcher missed, and any error. It reads the agent's state directory
 (from --config, or --state-dir); the repository is not contacted.
 
-Exit status: 0 when the agent runs and every source is healthy; 4 when the
-agent is not running or a source has a problem; 2 for usage errors.`,
+Also shown: each source's and database's age against its target freshness
+(fresh_within), the escrow verdict of the last escrow doctor, whether the
+recovery kit was confirmed, and when the last heartbeat was written.
+
+Exit status: 0 when the agent runs and every source and database is healthy
+and fresh and the recovery kit is confirmed; 4 when the agent is not running,
+a source or database failed or is older than its target freshness, the
+heartbeat cannot be written, or the kit is unconfirmed; 2 for usage errors.
+An escrow that is not tamper-proof is a warning, not an error exit: a store
+without Object Lock stays that way (see docs/monitoring.md).`,
 		Example: `  escrow status
   escrow status --config /etc/escrow/escrow.yaml --json`,
 		Args: exactArgs(0),
@@ -42,14 +50,22 @@ agent is not running or a source has a problem; 2 for usage errors.`,
 				}
 				return err
 			}
+			now := time.Now()
 			problems := statusProblems(st, running)
-			problems = append(problems, kitProblems(dir, st.Repository)...)
+			problems = append(problems, freshnessProblems(st, now)...)
+			kitIssues := kitProblems(dir, st.Repository)
+			problems = append(problems, kitIssues...)
+			verdict, warnings := escrowVerdict(dir)
 			if g.JSON {
-				if err := printJSON(g, map[string]any{"running": running, "problems": problems, "status": st}); err != nil {
+				if err := printJSON(g, map[string]any{
+					"running": running, "problems": problems, "warnings": warnings, "status": st,
+					"escrow": verdict, "kit_confirmed": len(kitIssues) == 0, "version": "escrow " + version,
+				}); err != nil {
 					return err
 				}
 			} else {
-				printStatus(g, st, running, time.Now())
+				printStatus(g, st, running, now)
+				printEscrow(g, st, verdict, len(kitIssues) == 0, warnings, now)
 			}
 			if len(problems) > 0 {
 				return withCode(exitUnhealthy, fmt.Errorf("%s", strings.Join(problems, "; ")))
@@ -120,6 +136,9 @@ func statusProblems(st *agent.Status, running bool) []string {
 			out = append(out, fmt.Sprintf("%s: last run failed: %s", j.Name, j.LastError))
 		}
 	}
+	if st.HeartbeatError != "" {
+		out = append(out, "cannot write the heartbeat to the store, so a fleet view sees this host as silent: "+st.HeartbeatError)
+	}
 	return out
 }
 
@@ -177,6 +196,7 @@ func printStatus(g *globalOptions, st *agent.Status, running bool, now time.Time
 		if s.LastError != "" {
 			g.printf("  ERROR:     %s (%s; %d failures in a row, retrying)\n", s.LastError, ago(s.LastErrorTime), s.Failures)
 		}
+		g.printf("  fresh:     %s\n", freshness(s.Verified, s.FreshWithin, st.Started, now))
 	}
 	for _, j := range st.Jobs {
 		g.printf("\n%s (every %s)\n", j.Name, j.Every)
@@ -191,6 +211,7 @@ func printStatus(g *globalOptions, st *agent.Status, running bool, now time.Time
 		if j.LastError != "" {
 			g.printf("  ERROR:     %s (%s; %d failures in a row, retrying)\n", j.LastError, ago(j.LastErrorTime), j.Failures)
 		}
+		g.printf("  fresh:     %s\n", freshness(j.LastSuccess, j.FreshWithin, st.Started, now))
 	}
 }
 

@@ -55,7 +55,7 @@ func dbJobs(r *repo.Repository, cfg *config.Config, log *slog.Logger) []agent.Jo
 	for i := range cfg.Databases {
 		db := &cfg.Databases[i]
 		jobs = append(jobs, agent.Job{
-			Name: "database " + db.Name, Every: db.Every,
+			Name: "database " + db.Name, Every: db.Every, FreshWithin: db.FreshWithin,
 			Run: func(ctx context.Context) (agent.JobResult, error) {
 				results, err := dumpConfigured(ctx, r, cfg, db, log)
 				var res agent.JobResult

@@ -15,6 +15,7 @@ const (
 	exitUsage        = 2  // bad flags, arguments or repository address
 	exitIncomplete   = 3  // backup saved, but some files could not be read
 	exitUnhealthy    = 4  // status: the agent is not running, or a source has a problem
+	exitSilent       = 5  // fleet: a host wrote no heartbeat for longer than --stale
 	exitNoRepository = 10 // nothing at the repository address
 	exitLocked       = 11 // another process holds the repository
 	exitWrongPass    = 12 // no key matches the password

@@ -320,8 +320,8 @@ func (b *Backend) List(ctx context.Context, t remote.FileType, fn func(remote.Fi
 			}
 		}
 		return nil
-	case remote.KeyFile, remote.LockFile, remote.SnapshotFile, remote.IndexFile, remote.ReleaseFile:
-		if err := b.listDir(ctx, filepath.Join(b.dir, string(t)), fn); err != nil {
+	case remote.KeyFile, remote.LockFile, remote.SnapshotFile, remote.IndexFile, remote.ReleaseFile, remote.HeartbeatFile:
+		if err := b.listDir(ctx, filepath.Join(b.dir, filepath.FromSlash(string(t))), fn); err != nil {
 			return fmt.Errorf("list %s: %w", t, err)
 		}
 		return nil

@@ -383,7 +383,7 @@ func (b *Backend) List(ctx context.Context, t remote.FileType, fn func(remote.Fi
 			return fmt.Errorf("list %s: %w", t, err)
 		}
 		return fn(fi)
-	case remote.PackFile, remote.KeyFile, remote.LockFile, remote.SnapshotFile, remote.IndexFile, remote.ReleaseFile:
+	case remote.PackFile, remote.KeyFile, remote.LockFile, remote.SnapshotFile, remote.IndexFile, remote.ReleaseFile, remote.HeartbeatFile:
 	default:
 		return fmt.Errorf("list: %w: invalid file type %q", remote.ErrPermanent, t)
 	}
