@@ -51,6 +51,9 @@ result with escrow doctor. See docs/tamper-proof.md.`,
 
 func runInit(cmd *cobra.Command, g *globalOptions, o *initOptions) error {
 	ctx := cmd.Context()
+	if err := g.refuseAsOf("create a repository"); err != nil {
+		return err
+	}
 	addr, err := g.repoAddress()
 	if err != nil {
 		return err

@@ -285,7 +285,7 @@ func (v *View) List(ctx context.Context, t remote.FileType, fn func(remote.FileI
 // typeMap builds (once) the map of t's names to their versions at the time.
 func (v *View) typeMap(ctx context.Context, t remote.FileType) (map[string]remote.Version, error) {
 	switch t {
-	case remote.PackFile, remote.KeyFile, remote.LockFile, remote.SnapshotFile, remote.IndexFile:
+	case remote.PackFile, remote.KeyFile, remote.LockFile, remote.SnapshotFile, remote.IndexFile, remote.ReleaseFile, remote.HeartbeatFile:
 	default:
 		return nil, fmt.Errorf("list: %w: invalid file type %q", remote.ErrPermanent, t)
 	}
