@@ -93,8 +93,14 @@ func (p *pruner) plan(ctx context.Context) error {
 		}
 	}
 	sort.Slice(orphans, func(i, j int) bool { return orphans[i].id.String() < orphans[j].id.String() })
+	removing := map[string]bool{}
+	if p.prev != nil {
+		for _, k := range p.prev.Removing {
+			removing[k] = true
+		}
+	}
 	for _, pk := range orphans {
-		if now.Sub(pk.modTime) < p.o.Grace {
+		if now.Sub(pk.modTime) < p.o.Grace && !removing[packKey(pk.id)] {
 			pk.action = keepYoung
 		} else {
 			pk.action = removeOrph
@@ -218,6 +224,7 @@ func (p *pruner) execute(ctx context.Context) error {
 	after.Index = append(after.Index, idStrings(newIndex)...)
 	for _, id := range delPacks {
 		gone[packKey(id)] = true
+		after.Removing = append(after.Removing, packKey(id))
 	}
 	for _, s := range p.cur.Packs {
 		if !gone[s] {

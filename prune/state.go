@@ -33,6 +33,10 @@ type listing struct {
 	Snapshots []string  `json:"snapshots"`
 	Index     []string  `json:"index"`
 	Packs     []string  `json:"packs"`
+	// Removing are the packs the run that wrote this record was about to
+	// delete: a re-run after an interruption deletes them without waiting
+	// for the grace period, which protects other writers' packs, not these.
+	Removing []string `json:"removing,omitempty"`
 }
 
 // StatePath is where the guard keeps repository id's listing under dir.
