@@ -52,14 +52,16 @@ type Decision struct {
 	Reasons  []string // the rules that keep it; empty when removed
 }
 
-func ymdh(t time.Time, _ int) int { return t.Year()*1000000 + int(t.Month())*10000 + t.Day()*100 + t.Hour() }
-func ymd(t time.Time, _ int) int  { return t.Year()*10000 + int(t.Month())*100 + t.Day() }
+func ymdh(t time.Time, _ int) int {
+	return t.Year()*1000000 + int(t.Month())*10000 + t.Day()*100 + t.Hour()
+}
+func ymd(t time.Time, _ int) int { return t.Year()*10000 + int(t.Month())*100 + t.Day() }
 func yw(t time.Time, _ int) int {
 	y, w := t.ISOWeek()
 	return y*100 + w
 }
-func ym(t time.Time, _ int) int     { return t.Year()*100 + int(t.Month()) }
-func y(t time.Time, _ int) int      { return t.Year() }
+func ym(t time.Time, _ int) int      { return t.Year()*100 + int(t.Month()) }
+func y(t time.Time, _ int) int       { return t.Year() }
 func always(_ time.Time, nr int) int { return nr }
 
 type bucket struct {

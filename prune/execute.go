@@ -11,7 +11,9 @@ import (
 	"github.com/escrow-backup/escrow/repo"
 )
 
-func packHandle(id repo.ID) remote.Handle { return remote.Handle{Type: remote.PackFile, Name: id.String()} }
+func packHandle(id repo.ID) remote.Handle {
+	return remote.Handle{Type: remote.PackFile, Name: id.String()}
+}
 
 // plan decides what happens to every pack and index file and fills in the
 // result's counts. It reads, never writes.
