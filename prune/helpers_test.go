@@ -120,6 +120,25 @@ func fixture(t *testing.T, s store, n int) []*repo.Snapshot {
 	return snaps
 }
 
+// addVersions backs up versions from..to into an existing repository.
+func addVersions(t *testing.T, s store, from, to int) []*repo.Snapshot {
+	t.Helper()
+	ctx := context.Background()
+	r := s.open(t, s.backend(t, false))
+	if err := r.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var snaps []*repo.Snapshot
+	for v := from; v <= to; v++ {
+		res, err := backup.Stream(ctx, r, bytes.NewReader(version(v)), "databases/site.sql", backup.Options{ChunkAverage: 16 << 10, Host: "web1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snaps = append(snaps, res.Snapshot)
+	}
+	return snaps
+}
+
 // storedBytes sums the sizes of every pack.
 func storedBytes(t *testing.T, be remote.Backend) (n int, size int64) {
 	t.Helper()

@@ -272,3 +272,69 @@ func TestPruneGrace(t *testing.T) {
 		t.Fatalf("old unindexed pack still stored: %v", err)
 	}
 }
+
+// On an Object Lock bucket forget and prune never try to delete a retained
+// version: a retained snapshot stays with its protection date, and unused
+// retained packs stay stored and indexed, reported as protected; restic and
+// escrow still check the repository clean.
+func TestPruneObjectLock(t *testing.T) {
+	srv := testenv.MinIO(t)
+	if srv.External {
+		t.Skip("retained test objects could not be removed from an external server")
+	}
+	ctx := context.Background()
+	root := srv.Client(t)
+	bucket := "escrow-lock-" + strings.ToLower(hex.EncodeToString([]byte(t.Name()))[:12]) + fmt.Sprint(time.Now().UnixNano()%1e6)
+	if err := root.MakeBucket(ctx, bucket, minio.MakeBucketOptions{ObjectLocking: true}); err != nil {
+		t.Fatal(err)
+	}
+	s := s3Store(t, srv, bucket, "lock")
+	snaps := fixture(t, s, 2)
+
+	// What the first two backups stored is retained for a day: every pack,
+	// and the first snapshot.
+	until := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Second)
+	mode := minio.Governance
+	var retained []string
+	for obj := range root.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: "lock/data/", Recursive: true}) {
+		retained = append(retained, obj.Key)
+	}
+	for _, k := range append(retained, "lock/snapshots/"+snaps[0].ID.String()) {
+		err := root.PutObjectRetention(ctx, bucket, k, minio.PutObjectRetentionOptions{Mode: &mode, RetainUntilDate: &until})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// From now on the bucket retains everything new for a day.
+	days, unit := uint(1), minio.Days
+	if err := root.SetObjectLockConfig(ctx, bucket, &mode, &days, &unit); err != nil {
+		t.Fatal(err)
+	}
+	snaps = append(snaps, addVersions(t, s, 3, 4)...)
+
+	state := t.TempDir()
+	be := s.backend(t, false)
+	r := s.open(t, be)
+	f, err := prune.RemoveSnapshots(ctx, r, ids(snaps[:2]), prune.RetentionOf(be), state, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Removed) != 1 || f.Removed[0] != snaps[1].ID || !f.Protected[snaps[0].ID].Equal(until) {
+		t.Fatalf("forget on a locked bucket: removed %v, protected %v (want %s until %s)", f.Removed, f.Protected, snaps[0].ID.Str(), until)
+	}
+
+	res, err := prune.Run(ctx, s.open(t, s.backend(t, false)), prune.Options{MaxUnused: 0, StateDir: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("protected: %d packs (%d bytes) until %s", res.Protected.N, res.Protected.Bytes, res.ProtectedUntil)
+	if res.Protected.N == 0 || !res.ProtectedUntil.Equal(until) || res.Remove.N != 0 || res.Repack.N != 0 {
+		t.Fatalf("prune on a locked bucket: %+v", res)
+	}
+	for _, k := range retained {
+		if _, err := root.StatObject(ctx, bucket, k, minio.StatObjectOptions{}); err != nil {
+			t.Errorf("retained pack %s is gone: %v", k, err)
+		}
+	}
+	verify(t, s, map[repo.ID]int{snaps[0].ID: 1, snaps[2].ID: 3, snaps[3].ID: 4}, true)
+}
