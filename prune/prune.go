@@ -91,11 +91,12 @@ type Result struct {
 	DryRun    bool `json:"dry_run"`
 	Snapshots int  `json:"snapshots"`
 	// Before is every stored pack; After what stays.
-	Before, After Count
-	Used          Count `json:"used_blobs"`
-	Keep          Count `json:"keep"`
-	Remove        Count `json:"remove"`
-	Repack        Count `json:"repack"`
+	Before Count `json:"before"`
+	After  Count `json:"after"`
+	Used   Count `json:"used_blobs"`
+	Keep   Count `json:"keep"`
+	Remove Count `json:"remove"`
+	Repack Count `json:"repack"`
 	// Repacked is the used data copied out of repacked packs.
 	Repacked Count `json:"repacked_blobs"`
 	// Orphans are packs no index lists, older than the grace period.
@@ -107,7 +108,9 @@ type Result struct {
 	Protected      Count     `json:"protected"`
 	ProtectedUntil time.Time `json:"protected_until,omitzero"`
 	// Index files: old ones to replace, those retained, new ones written.
-	IndexOld, IndexRetained, IndexNew int
+	IndexOld      int `json:"index_old"`
+	IndexRetained int `json:"index_retained"`
+	IndexNew      int `json:"index_new"`
 	// FirstRun: no earlier listing was recorded for the guard.
 	FirstRun bool `json:"first_run"`
 }
