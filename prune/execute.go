@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -51,11 +52,21 @@ func (p *pruner) plan(ctx context.Context) error {
 	sort.Slice(p.order, func(i, j int) bool { return p.order[i].id.String() < p.order[j].id.String() })
 
 	// A retained old index file stays, and so must every pack it lists.
-	for _, f := range p.index {
-		until, err := retainedUntil(ctx, p.o.Retention, remote.Handle{Type: remote.IndexFile, Name: f.ID.String()}, now)
-		if err != nil {
+	indexUntil := make([]time.Time, len(p.index))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.o.Workers)
+	for i, f := range p.index {
+		g.Go(func() error {
+			var err error
+			indexUntil[i], err = retainedUntil(gctx, p.o.Retention, remote.Handle{Type: remote.IndexFile, Name: f.ID.String()}, now)
 			return err
-		}
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for i, f := range p.index {
+		until := indexUntil[i]
 		if until.IsZero() {
 			p.oldIndex = append(p.oldIndex, f.ID)
 			continue
@@ -111,7 +122,7 @@ func (p *pruner) plan(ctx context.Context) error {
 
 	// Never try to delete a retained version: look before planning to.
 	all := append(append([]*pack(nil), p.order...), orphans...)
-	g, gctx := errgroup.WithContext(ctx)
+	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(p.o.Workers)
 	for _, pk := range all {
 		if pk.action != remove && pk.action != repack && pk.action != removeOrph {
