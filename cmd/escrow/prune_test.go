@@ -20,7 +20,8 @@ import (
 // restores exactly, and the refusals name what to fix.
 func TestForgetPruneCLI(t *testing.T) {
 	srv := testenv.MinIO(t)
-	c := newCLI(t, srv.URL(srv.NewBucket(t), "site"), srv.Env()...)
+	bucket := srv.NewBucket(t)
+	c := newCLI(t, srv.URL(bucket, "site"), srv.Env()...)
 	c.ok("init")
 	src := filepath.Join(t.TempDir(), "site")
 	makeSite(t, src, 1, 3)
@@ -85,6 +86,21 @@ func TestForgetPruneCLI(t *testing.T) {
 	if out := c.ok("prune"); !strings.Contains(out, "nothing to remove") {
 		t.Fatalf("second prune: %s", out)
 	}
+
+	// A snapshot deleted behind the owner's back (here with the store's
+	// root credentials) makes prune refuse until --force.
+	c.ok("backup", src, "--tag", "site")
+	snaps := c.snapshots()
+	root := srv.Client(t)
+	if err := root.RemoveObject(context.Background(), bucket, "site/snapshots/"+snaps[0].ID, minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := c.run(nil, "prune")
+	if r.code != exitFailure || !strings.Contains(r.stderr, "1 of 1 snapshots ("+snaps[0].ShortID) || !strings.Contains(r.stderr, "escrow snapshots --as-of") || !strings.Contains(r.stderr, "--force") {
+		t.Fatalf("prune after a snapshot vanished: exit %d\n%s", r.code, r.stderr)
+	}
+	c.ok("prune", "--force")
+	c.ok("check")
 }
 
 // On an Object Lock bucket forget shows "protected until" per snapshot and
