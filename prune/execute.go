@@ -31,7 +31,8 @@ func (p *pruner) plan(ctx context.Context) error {
 				pk = &pack{id: ip.ID, size: repo.PackSize(ip.Blobs)}
 				p.packs[ip.ID] = pk
 			}
-			if pk.blobs == nil {
+			if !pk.indexed {
+				pk.indexed = true
 				p.order = append(p.order, pk)
 			}
 			have := make(map[repo.BlobHandle]bool, len(pk.blobs))
@@ -101,7 +102,7 @@ func (p *pruner) plan(ctx context.Context) error {
 
 	var orphans []*pack
 	for _, pk := range p.packs {
-		if pk.blobs == nil {
+		if !pk.indexed {
 			orphans = append(orphans, pk)
 		}
 	}

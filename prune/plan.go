@@ -12,7 +12,7 @@ type pack struct {
 	id      repo.ID
 	size    int64 // as listed; the index's size when not listed
 	modTime time.Time
-	listed  bool
+	indexed bool              // some index file lists it
 	blobs   []repo.PackedBlob // from every index file listing it, each blob once
 	// pinned: an index file that lists this pack is under retention and
 	// stays, so the pack must stay too or that file would point at nothing.

@@ -219,7 +219,7 @@ func (p *pruner) load(ctx context.Context) error {
 			p.o.Logger.Warn("ignoring a pack with an invalid name", "name", fi.Name)
 			return nil
 		}
-		p.packs[id] = &pack{id: id, size: fi.Size, modTime: fi.ModTime, listed: true}
+		p.packs[id] = &pack{id: id, size: fi.Size, modTime: fi.ModTime}
 		p.cur.Packs = append(p.cur.Packs, packKey(id))
 		p.res.Before.add(fi.Size)
 		return nil
