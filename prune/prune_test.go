@@ -338,3 +338,65 @@ func TestPruneObjectLock(t *testing.T) {
 	}
 	verify(t, s, map[repo.ID]int{snaps[0].ID: 1, snaps[2].ID: 3, snaps[3].ID: 4}, true)
 }
+
+// Prune refuses to work around damage, says what to run, and deletes
+// nothing.
+func TestPruneRefusesDamage(t *testing.T) {
+	firstFile := func(t *testing.T, dir string) string {
+		entries, err := os.ReadDir(dir)
+		if err != nil || len(entries) == 0 {
+			t.Fatalf("read %s: %v", dir, err)
+		}
+		return filepath.Join(dir, entries[0].Name())
+	}
+	overwrite := func(t *testing.T, name string) {
+		if err := os.Chmod(name, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name, []byte("garbage"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, dir, state string)
+		msg    string
+		force  bool // get past the guard, which catches a vanished index file first
+	}{
+		{"snapshot", func(t *testing.T, dir, _ string) { overwrite(t, firstFile(t, filepath.Join(dir, "snapshots"))) }, "cannot be read", false},
+		{"index", func(t *testing.T, dir, _ string) { overwrite(t, firstFile(t, filepath.Join(dir, "index"))) }, "prune does not run on a damaged index", false},
+		{"unindexed trees", func(t *testing.T, dir, _ string) {
+			if err := os.Remove(firstFile(t, filepath.Join(dir, "index"))); err != nil {
+				t.Fatal(err)
+			}
+		}, "prune stops rather than take what is below it for unused", true},
+		{"record", func(t *testing.T, _, state string) {
+			entries, _ := os.ReadDir(state)
+			overwrite(t, filepath.Join(state, entries[0].Name()))
+		}, "listing record", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := store{dir: filepath.Join(t.TempDir(), "repo")}
+			snaps := fixture(t, s, 3)
+			ctx := context.Background()
+			state := t.TempDir()
+			be := s.backend(t, false)
+			r := s.open(t, be)
+			if _, err := prune.Run(ctx, r, prune.Options{StateDir: state}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := prune.RemoveSnapshots(ctx, r, ids(snaps[:1]), nil, state, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			tc.damage(t, s.dir, state)
+			n, size := storedBytes(t, be)
+			_, err := prune.Run(ctx, s.open(t, s.backend(t, false)), prune.Options{StateDir: state, MaxUnused: 0, Force: tc.force})
+			if err == nil || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("got %v, want an error saying %q", err, tc.msg)
+			}
+			if n2, size2 := storedBytes(t, be); n2 != n || size2 != size {
+				t.Fatalf("packs changed from %d (%d bytes) to %d (%d bytes)", n, size, n2, size2)
+			}
+		})
+	}
+}
