@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"time"
 )
 
 // FileType is the kind of object; each kind lives in its own folder.
@@ -89,6 +90,9 @@ func ObjectPath(h Handle) string {
 type FileInfo struct {
 	Name string
 	Size int64
+	// ModTime is when the object was stored, where the backend knows it
+	// (List fills it); prune's grace period for unindexed packs reads it.
+	ModTime time.Time
 }
 
 // Backend stores objects. Implementations must make an object visible under

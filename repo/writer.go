@@ -42,6 +42,12 @@ type Writer struct {
 	lastIndex time.Time
 
 	stats WriterStats
+	// repack makes the writer store every blob it is given once, even
+	// if the master index already lists it elsewhere (prune copies used
+	// blobs out of packs it is about to delete).
+	repack bool
+	// indexFiles are the index files this writer stored.
+	indexFiles []ID
 	// Hooks for crash tests: called after a pack is stored and after an
 	// index file is stored. Nil in production.
 	afterPack, afterIndex func()
@@ -129,7 +135,7 @@ func (w *Writer) SaveBlob(ctx context.Context, t BlobType, plaintext []byte) (ID
 	}
 	w.mu.Lock()
 	_, inFlight := w.pending[h]
-	if inFlight || w.r.idx.Has(h) {
+	if inFlight || (!w.repack && w.r.idx.Has(h)) {
 		w.mu.Unlock()
 		return id, false, nil
 	}
@@ -346,13 +352,17 @@ func (w *Writer) flushIndex(ctx context.Context) error {
 			f.Packs = append(f.Packs, packs[0])
 			packs = packs[1:]
 		}
-		if _, err := w.r.SaveJSON(ctx, remote.IndexFile, &f); err != nil {
+		id, err := w.r.SaveJSON(ctx, remote.IndexFile, &f)
+		if err != nil {
 			// Put the packs back so a later flush can still list them.
 			w.mu.Lock()
 			w.unindexed = append(append(w.unindexed, f.Packs...), packs...)
 			w.mu.Unlock()
 			return fmt.Errorf("write index: %w", err)
 		}
+		w.mu.Lock()
+		w.indexFiles = append(w.indexFiles, id)
+		w.mu.Unlock()
 		if w.afterIndex != nil {
 			w.afterIndex()
 		}

@@ -350,7 +350,7 @@ func (b *Backend) listDir(ctx context.Context, dir string, fn func(remote.FileIn
 		if err != nil {
 			return fsError(err, b.dir)
 		}
-		if err := fn(remote.FileInfo{Name: e.Name(), Size: fi.Size()}); err != nil {
+		if err := fn(remote.FileInfo{Name: e.Name(), Size: fi.Size(), ModTime: fi.ModTime()}); err != nil {
 			return err
 		}
 	}

@@ -400,7 +400,7 @@ func (b *Backend) List(ctx context.Context, t remote.FileType, fn func(remote.Fi
 		if !ok {
 			continue
 		}
-		if err := fn(remote.FileInfo{Name: name, Size: obj.Size}); err != nil {
+		if err := fn(remote.FileInfo{Name: name, Size: obj.Size, ModTime: obj.LastModified}); err != nil {
 			return err
 		}
 	}
