@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/escrow-backup/escrow/remote"
+	"github.com/escrow-backup/escrow/internal/failpoint"
 )
 
 // Snapshot is a file under snapshots/: the root tree of one backup and
@@ -75,6 +76,7 @@ func (r *Repository) SaveSnapshot(ctx context.Context, sn *Snapshot) (ID, error)
 	if err != nil {
 		return ID{}, err
 	}
+	failpoint.Hit(failpoint.SnapshotUploaded)
 	sn.ID = id
 	return id, nil
 }
