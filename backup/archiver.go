@@ -16,8 +16,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/escrow-backup/escrow/chunk"
-	"github.com/escrow-backup/escrow/repo"
 	"github.com/escrow-backup/escrow/internal/failpoint"
+	"github.com/escrow-backup/escrow/repo"
 )
 
 // archiver walks the tree in one goroutine and hands file contents to a pool

@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/escrow-backup/escrow/remote"
 	"github.com/escrow-backup/escrow/internal/failpoint"
+	"github.com/escrow-backup/escrow/remote"
 )
 
 // Snapshot is a file under snapshots/: the root tree of one backup and

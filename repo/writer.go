@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/escrow-backup/escrow/remote"
 	"github.com/escrow-backup/escrow/internal/failpoint"
+	"github.com/escrow-backup/escrow/remote"
 )
 
 // Writer adds blobs to the repository. Blobs are compressed and encrypted in

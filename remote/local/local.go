@@ -20,8 +20,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/escrow-backup/escrow/remote"
 	"github.com/escrow-backup/escrow/internal/failpoint"
+	"github.com/escrow-backup/escrow/remote"
 )
 
 const (
