@@ -76,9 +76,16 @@ func crashChecks(t *testing.T, c *cli, readData bool) {
 	resticCheck(t, c)
 }
 
-// openRepo opens c's repository in this process, through the command's own
-// option handling, to look at what the store and the index hold.
-func (c *cli) openRepo() *repo.Repository {
+// storeInspector reads c's repository in this process, through the
+// command's own option handling, to see what the store and the index hold.
+// It opens the repository once: unlocking the key runs scrypt, slow under
+// the race detector.
+type storeInspector struct {
+	t *testing.T
+	r *repo.Repository
+}
+
+func (c *cli) inspector() *storeInspector {
 	c.t.Helper()
 	vars := map[string]string{}
 	for _, kv := range c.env {
@@ -91,7 +98,7 @@ func (c *cli) openRepo() *repo.Repository {
 		c.t.Fatalf("open the repository: %v", err)
 	}
 	c.t.Cleanup(func() { closeRepo(r) })
-	return r
+	return &storeInspector{t: c.t, r: r}
 }
 
 // storeState is what a repository holds at one moment: the pack files in
@@ -101,22 +108,22 @@ type storeState struct {
 	indexed map[repo.BlobHandle]repo.PackedBlob
 }
 
-func (c *cli) storeState() storeState {
-	c.t.Helper()
+func (in *storeInspector) state() storeState {
+	in.t.Helper()
 	ctx := context.Background()
-	r := c.openRepo()
 	s := storeState{packs: map[string]int64{}, indexed: map[repo.BlobHandle]repo.PackedBlob{}}
-	err := r.Backend().List(ctx, remote.PackFile, func(fi remote.FileInfo) error {
+	err := in.r.Backend().List(ctx, remote.PackFile, func(fi remote.FileInfo) error {
 		s.packs[fi.Name] = fi.Size
 		return nil
 	})
 	if err != nil {
-		c.t.Fatalf("list packs: %v", err)
+		in.t.Fatalf("list packs: %v", err)
 	}
-	if err := r.LoadIndex(ctx); err != nil {
-		c.t.Fatalf("load the index: %v", err)
+	in.r.ResetIndex()
+	if err := in.r.LoadIndex(ctx); err != nil {
+		in.t.Fatalf("load the index: %v", err)
 	}
-	r.Index().Each(func(b repo.PackedBlob) { s.indexed[b.BlobHandle] = b })
+	in.r.Index().Each(func(b repo.PackedBlob) { s.indexed[b.BlobHandle] = b })
 	return s
 }
 
@@ -146,19 +153,22 @@ func (s storeState) blobBytes(before storeState) int64 {
 }
 
 // reuploaded lists the blobs that after stores in packs new since mid
-// although mid's index already listed them: committed work done again.
-func reuploaded(mid, after storeState) []repo.BlobHandle {
+// although mid's index already listed them (committed work done again),
+// and counts the data blobs in those new packs.
+func reuploaded(mid, after storeState) (again []repo.BlobHandle, dataBlobs int) {
 	fresh, _ := after.newPacks(mid)
-	var again []repo.BlobHandle
 	for h, b := range after.indexed {
 		if _, isNew := fresh[b.PackID.String()]; !isNew {
 			continue
+		}
+		if h.Type == repo.DataBlob {
+			dataBlobs++
 		}
 		if _, had := mid.indexed[h]; had {
 			again = append(again, h)
 		}
 	}
-	return again
+	return again, dataBlobs
 }
 
 // growSite adds a file of random bytes (size between min and min+spread)
