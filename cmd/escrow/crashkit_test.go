@@ -185,11 +185,12 @@ func growSite(t *testing.T, src string, rnd *rand.Rand, name string, min, spread
 	}
 }
 
-// restoresExactly restores the latest snapshot and compares it with src.
+// restoresExactly restores the latest snapshot of src and compares it
+// with src.
 func restoresExactly(t *testing.T, c *cli, src string) {
 	t.Helper()
 	target := t.TempDir()
-	c.ok("restore", "latest", "--target", target, "--verify")
+	c.ok("restore", "latest", "--path", src, "--target", target, "--verify")
 	sameTree(t, digest(t, src), digest(t, filepath.Join(target, src)))
 }
 
