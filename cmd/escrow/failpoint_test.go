@@ -38,9 +38,9 @@ func TestFailpoint(t *testing.T) {
 		t.Skip("slow")
 	}
 	testenv.RequireBinary(t, "restic")
-	// Each step on its own repository, two at a time: the machine has two
-	// cores and each case is mostly waiting on processes.
-	sem := make(chan struct{}, 2)
+	// Each step on its own repository, four at a time: each case spends
+	// most of its time waiting for the processes it runs.
+	sem := make(chan struct{}, 4)
 	var mu sync.Mutex
 	var runs []failpointRun
 	record := func(r failpointRun) {
@@ -112,7 +112,7 @@ func afterIndex(step failpoint.Step) bool {
 func failpointBackup(t *testing.T, step failpoint.Step, incremental bool) failpointRun {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "site")
-	makeSite(t, src, 11, 3)
+	makeSite(t, src, 11, 2)
 	var c *cli
 	if step == failpoint.PackUploadMid || step == failpoint.SnapshotUploadMid {
 		srv := testenv.MinIO(t)
@@ -124,7 +124,7 @@ func failpointBackup(t *testing.T, step failpoint.Step, incremental bool) failpo
 	args := []string{"--pack-size", "1", "backup", src}
 	if incremental {
 		c.ok(args...)
-		growSite(t, src, rand.New(rand.NewSource(12)), "incremental", 3<<20, 0)
+		growSite(t, src, rand.New(rand.NewSource(12)), "incremental", 2<<20, 0)
 	}
 	return killAndRecover(t, c, step, args, func() { restoresExactly(t, c, src) })
 }
