@@ -226,7 +226,9 @@ func addRows(t *testing.T, sqlite3, path string, from, n int) {
 	sql := "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT);" +
 		"WITH RECURSIVE g(i) AS (SELECT " + strconv.Itoa(from) + " UNION ALL SELECT i+1 FROM g WHERE i < " + strconv.Itoa(from+n-1) + ") " +
 		"INSERT INTO notes SELECT i, hex(randomblob(100)) FROM g;"
-	if out, err := exec.Command(sqlite3, path, sql).CombinedOutput(); err != nil {
+	// A dump killed with escrow can leave its sqlite3 reading the file a
+	// moment longer: wait for it rather than fail as busy.
+	if out, err := exec.Command(sqlite3, "-cmd", ".timeout 30000", path, sql).CombinedOutput(); err != nil {
 		t.Fatalf("sqlite3: %v\n%s", err, out)
 	}
 }
