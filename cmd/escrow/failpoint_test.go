@@ -55,50 +55,70 @@ func TestFailpoint(t *testing.T) {
 		}
 	})
 	for _, step := range failpoint.Steps() {
-		for _, incremental := range []bool{false, true} {
-			name := string(step) + "/first"
-			if incremental {
-				name = string(step) + "/incremental"
-			}
-			t.Run(name, func(t *testing.T) {
-				t.Parallel()
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				var r failpointRun
-				switch step {
-				case failpoint.StateWrite:
-					r = failpointAgent(t, incremental)
-				case failpoint.DumpMid:
-					r = failpointDump(t, incremental)
-				default:
-					r = failpointBackup(t, step, incremental)
+		// The quick tier kills at one hit of each step; the long tier at
+		// several, which reach different states of the run.
+		counts := []int{failpointCount[step]}
+		if testenv.Long() {
+			counts = failpointLongCounts[step]
+		}
+		for _, n := range counts {
+			for _, incremental := range []bool{false, true} {
+				name := fmt.Sprintf("%s:%d/first", step, n)
+				if incremental {
+					name = fmt.Sprintf("%s:%d/incremental", step, n)
 				}
-				r.name = name
-				record(r)
-			})
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					sem <- struct{}{}
+					defer func() { <-sem }()
+					var r failpointRun
+					fp := failpoint.EnvVar + "=" + string(step) + ":" + strconv.Itoa(n)
+					switch step {
+					case failpoint.StateWrite:
+						r = failpointAgent(t, fp, incremental)
+					case failpoint.DumpMid:
+						r = failpointDump(t, fp, incremental)
+					default:
+						r = failpointBackup(t, step, fp, incremental)
+					}
+					r.name = name
+					record(r)
+				})
+			}
 		}
 	}
 }
 
-// failpointCount is the hit of each step that kills: a few chunks and
-// packs into the run, so that some work is done and some is not.
+// failpointCount is the hit of each step that kills in the quick tier: a
+// few chunks and packs into the run, so that some work is done and some is
+// not.
 var failpointCount = map[failpoint.Step]int{
-	failpoint.ChunkRead:     3,
-	failpoint.PackSealed:    2,
-	failpoint.PackUploadMid: 2,
-	failpoint.PackUploaded:  2,
-	failpoint.DumpMid:       8,
+	failpoint.ChunkRead:         3,
+	failpoint.PackSealed:        2,
+	failpoint.PackUploadMid:     2,
+	failpoint.PackUploaded:      2,
+	failpoint.IndexUploaded:     1,
+	failpoint.SnapshotUploadMid: 1,
+	failpoint.SnapshotUploaded:  1,
+	failpoint.DumpMid:           8,
 	// The agent writes its status before it backs up and both cache and
 	// status as it goes; the third write falls after the first upload.
 	failpoint.StateWrite: 3,
 }
 
-func failpointEnv(step failpoint.Step) string {
-	n := failpointCount[step]
-	if n == 0 {
-		n = 1
-	}
-	return failpoint.EnvVar + "=" + string(step) + ":" + strconv.Itoa(n)
+// failpointLongCounts are the hits the long tier kills at: every one a
+// run of the test's size passes (one index and one snapshot per run, at
+// least two packs).
+var failpointLongCounts = map[failpoint.Step][]int{
+	failpoint.ChunkRead:         {1, 2, 3, 5, 8},
+	failpoint.PackSealed:        {1, 2},
+	failpoint.PackUploadMid:     {1, 2},
+	failpoint.PackUploaded:      {1, 2},
+	failpoint.IndexUploaded:     {1},
+	failpoint.SnapshotUploadMid: {1},
+	failpoint.SnapshotUploaded:  {1},
+	failpoint.DumpMid:           {1, 4, 8, 16},
+	failpoint.StateWrite:        {1, 2, 3, 4, 5},
 }
 
 // afterIndex reports whether the kill comes after the run's index is
@@ -109,7 +129,7 @@ func afterIndex(step failpoint.Step) bool {
 
 // failpointBackup kills `escrow backup` at step. The steps with a
 // half-sent request run against MinIO, so the PUT cut off is a real one.
-func failpointBackup(t *testing.T, step failpoint.Step, incremental bool) failpointRun {
+func failpointBackup(t *testing.T, step failpoint.Step, fp string, incremental bool) failpointRun {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "site")
 	makeSite(t, src, 11, 2)
@@ -126,12 +146,12 @@ func failpointBackup(t *testing.T, step failpoint.Step, incremental bool) failpo
 		c.ok(args...)
 		growSite(t, src, rand.New(rand.NewSource(12)), "incremental", 2<<20, 0)
 	}
-	return killAndRecover(t, c, step, args, func() { restoresExactly(t, c, src) })
+	return killAndRecover(t, c, step, fp, args, func() { restoresExactly(t, c, src) })
 }
 
 // failpointDump kills `escrow db dump` of a SQLite database part way
 // through reading the dump.
-func failpointDump(t *testing.T, incremental bool) failpointRun {
+func failpointDump(t *testing.T, fp string, incremental bool) failpointRun {
 	dir := t.TempDir()
 	db := sqliteSource(t, dir, 15000)
 	c := newCLI(t, filepath.Join(dir, "repo"))
@@ -141,21 +161,21 @@ func failpointDump(t *testing.T, incremental bool) failpointRun {
 		c.ok(args...)
 		addRows(t, testenv.RequireBinary(t, "sqlite3"), db, 15000, 8000)
 	}
-	return killAndRecover(t, c, failpoint.DumpMid, args, func() { restoresDB(t, c, "app", db) })
+	return killAndRecover(t, c, failpoint.DumpMid, fp, args, func() { restoresDB(t, c, "app", db) })
 }
 
-// killAndRecover runs args with step armed, requires the process to die
+// killAndRecover runs args with the failpoint fp (at step) armed, requires the process to die
 // by SIGKILL, checks the repository, runs args again and checks that
 // nothing committed was stored again and that restore gives the source.
-func killAndRecover(t *testing.T, c *cli, step failpoint.Step, args []string, restores func()) failpointRun {
+func killAndRecover(t *testing.T, c *cli, step failpoint.Step, fp string, args []string, restores func()) failpointRun {
 	t.Helper()
 	in := c.inspector()
 	before := in.state()
 	r := failpointRun{snapshotsBeforeStart: len(c.snapshots())}
-	p := c.start([]string{failpointEnv(step)}, args...)
+	p := c.start([]string{fp}, args...)
 	err := p.cmd.Wait()
 	if !killedBy(err, syscall.SIGKILL) {
-		t.Fatalf("escrow %s with %s: want death by SIGKILL, got %v\n%s", strings.Join(args, " "), failpointEnv(step), err, p.out.String())
+		t.Fatalf("escrow %s with %s: want death by SIGKILL, got %v\n%s", strings.Join(args, " "), fp, err, p.out.String())
 	}
 	if !strings.Contains(p.out.String(), "failpoint "+string(step)) {
 		t.Fatalf("killed, but not at %s:\n%s", step, p.out.String())
@@ -201,7 +221,7 @@ func killAndRecover(t *testing.T, c *cli, step failpoint.Step, args []string, re
 
 // failpointAgent kills the agent at a local state or cache write, then
 // restarts it without the failpoint and waits for it to catch up.
-func failpointAgent(t *testing.T, incremental bool) failpointRun {
+func failpointAgent(t *testing.T, fp string, incremental bool) failpointRun {
 	s := newAgentSetup(t)
 	if incremental {
 		p := s.start(t)
@@ -214,14 +234,14 @@ func failpointAgent(t *testing.T, incremental bool) failpointRun {
 	in := s.c.inspector()
 	before := in.state()
 	r := failpointRun{snapshotsBeforeStart: len(s.c.snapshots())}
-	p := s.start(t, failpointEnv(failpoint.StateWrite))
+	p := s.start(t, fp)
 	select {
 	case err := <-p.done:
 		if !killedBy(err, syscall.SIGKILL) || !strings.Contains(p.logText(), "failpoint state-write") {
-			t.Fatalf("agent with %s: want death by SIGKILL at the failpoint, got %v\n%s", failpointEnv(failpoint.StateWrite), err, p.logText())
+			t.Fatalf("agent with %s: want death by SIGKILL at the failpoint, got %v\n%s", fp, err, p.logText())
 		}
 	case <-time.After(2 * time.Minute):
-		t.Fatalf("agent with %s still runs after 2 minutes\n%s", failpointEnv(failpoint.StateWrite), p.logText())
+		t.Fatalf("agent with %s still runs after 2 minutes\n%s", fp, p.logText())
 	}
 	mid := in.state()
 	r.snapshotsAfterKill = len(s.c.snapshots())
@@ -241,6 +261,6 @@ func failpointAgent(t *testing.T, incremental bool) failpointRun {
 		t.Errorf("the restarted agent stored %d blobs again that the killed one had committed", len(again))
 	}
 	crashChecks(t, s.c, false)
-	s.requireLatestIsTree(t, fmt.Sprintf("a kill at %s", failpointEnv(failpoint.StateWrite)))
+	s.requireLatestIsTree(t, fmt.Sprintf("a kill at %s", fp))
 	return r
 }
