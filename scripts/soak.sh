@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The long tier of the reliability suite (docs/reliability.md): the same
+# tests CI runs in its quick tier, at their larger counts (ESCROW_TIER=long).
+# Needs what CI needs (scripts/test-deps.sh); CI=true makes a missing server
+# or program a failure rather than a skip.
+#
+#   scripts/soak.sh                 # every package
+#   scripts/soak.sh ./cmd/escrow/   # one package
+#   SOAK_RUN='^TestRandomKill$' scripts/soak.sh ./cmd/escrow/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The reliability tests, by name prefix: crash consistency (TestFailpoint,
+# TestRandomKill, TestInterruptedBackups), store outages, corruption, bad
+# input and the disaster drill.
+run="${SOAK_RUN:-^(TestFailpoint|TestRandomKill|TestInterruptedBackups|TestOutage|TestCorruption|TestBadInput|TestDisasterDrill)}"
+
+export ESCROW_TIER=long
+export CI="${CI:-true}"
+export ESCROW_MINIO_BIN="${ESCROW_MINIO_BIN:-$HOME/.cache/escrow-ci/bin/minio}"
+
+if [ "$#" -eq 0 ]; then
+	set -- ./...
+fi
+started=$(date +%s)
+go test -race -count=1 -timeout "${SOAK_TIMEOUT:-8h}" -v -run "$run" "$@" 2>&1 |
+	tee "${SOAK_LOG:-soak.log}" | grep -E '^(--- |=== RUN|ok |FAIL|PASS)|seed |kills in '
+status=${PIPESTATUS[0]}
+echo "soak: exit $status after $(( $(date +%s) - started ))s; full log in ${SOAK_LOG:-soak.log}"
+exit "$status"
