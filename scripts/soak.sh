@@ -22,9 +22,12 @@ export ESCROW_MINIO_BIN="${ESCROW_MINIO_BIN:-$HOME/.cache/escrow-ci/bin/minio}"
 if [ "$#" -eq 0 ]; then
 	set -- ./...
 fi
+log="${SOAK_LOG:-${TMPDIR:-/tmp}/escrow-soak.log}"
 started=$(date +%s)
+set +e
 go test -race -count=1 -timeout "${SOAK_TIMEOUT:-8h}" -v -run "$run" "$@" 2>&1 |
-	tee "${SOAK_LOG:-soak.log}" | grep -E '^(--- |=== RUN|ok |FAIL|PASS)|seed |kills in '
+	tee "$log" | grep -E '^(--- |ok |FAIL|PASS)|seed |kills in '
 status=${PIPESTATUS[0]}
-echo "soak: exit $status after $(( $(date +%s) - started ))s; full log in ${SOAK_LOG:-soak.log}"
+set -e
+echo "soak: exit $status after $(( $(date +%s) - started ))s; full log in $log"
 exit "$status"
