@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math/rand"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -263,4 +264,19 @@ func failpointAgent(t *testing.T, fp string, incremental bool) failpointRun {
 	crashChecks(t, s.c, false)
 	s.requireLatestIsTree(t, fmt.Sprintf("a kill at %s", fp))
 	return r
+}
+
+// TestFailpointUnknownStep: a misspelt step stops escrow before it does
+// anything, naming the valid steps, rather than passing for a step that
+// was never reached.
+func TestFailpointUnknownStep(t *testing.T) {
+	repoDir := filepath.Join(t.TempDir(), "repo")
+	c := newCLI(t, repoDir, failpoint.EnvVar+"=pack-upload")
+	r := c.run(nil, "init")
+	if r.code != exitUsage || !strings.Contains(r.stderr, `unknown step "pack-upload"`) || !strings.Contains(r.stderr, "pack-upload-mid, pack-uploaded") {
+		t.Fatalf("escrow init with %s=pack-upload: exit %d\n%s", failpoint.EnvVar, r.code, r.stderr)
+	}
+	if _, err := os.Stat(repoDir); err == nil {
+		t.Fatal("the repository was created")
+	}
 }
