@@ -109,9 +109,10 @@ var failpointCount = map[failpoint.Step]int{
 
 // failpointLongCounts are the hits the long tier kills at: every one a
 // run of the test's size passes (one index and one snapshot per run, at
-// least two packs).
+// least two packs, three chunks of an incremental, three state writes of
+// an agent before it idles).
 var failpointLongCounts = map[failpoint.Step][]int{
-	failpoint.ChunkRead:         {1, 2, 3, 5, 8},
+	failpoint.ChunkRead:         {1, 2, 3},
 	failpoint.PackSealed:        {1, 2},
 	failpoint.PackUploadMid:     {1, 2},
 	failpoint.PackUploaded:      {1, 2},
@@ -119,7 +120,7 @@ var failpointLongCounts = map[failpoint.Step][]int{
 	failpoint.SnapshotUploadMid: {1},
 	failpoint.SnapshotUploaded:  {1},
 	failpoint.DumpMid:           {1, 4, 8, 16},
-	failpoint.StateWrite:        {1, 2, 3, 4, 5},
+	failpoint.StateWrite:        {1, 2, 3},
 }
 
 // afterIndex reports whether the kill comes after the run's index is
