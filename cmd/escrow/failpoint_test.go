@@ -157,7 +157,9 @@ func failpointBackup(t *testing.T, step failpoint.Step, fp string, incremental b
 func failpointDump(t *testing.T, fp string, incremental bool) failpointRun {
 	dir := t.TempDir()
 	db := sqliteSource(t, dir, 15000)
-	c := newCLI(t, filepath.Join(dir, "repo"))
+	// The killed dump leaves its copy of the database in the temporary
+	// folder: keep it in the test's.
+	c := newCLI(t, filepath.Join(dir, "repo"), "TMPDIR="+t.TempDir())
 	c.ok("init")
 	args := []string{"--pack-size", "1", "db", "dump", "--type", "sqlite", "--path", db, "--name", "app"}
 	if incremental {

@@ -35,7 +35,9 @@ func TestRandomKill(t *testing.T) {
 	makeSite(t, src, 21, 2)
 	db := sqliteSource(t, dir, 8000)
 	dbRows := 8000
-	c := newCLI(t, filepath.Join(dir, "repo"))
+	// A killed SQLite dump leaves its consistent copy of the database in
+	// the temporary folder: keep those in the test's.
+	c := newCLI(t, filepath.Join(dir, "repo"), "TMPDIR="+t.TempDir())
 	c.ok("init")
 	in := c.inspector()
 
