@@ -136,6 +136,9 @@ func (e *lockedEscrow) attackAll(t *testing.T, c *minio.Client, bypass, lifecycl
 		if !errors.As(err, &er) || er.StatusCode < 400 || er.StatusCode >= 500 {
 			t.Fatalf("an attack step failed other than by a refusal: %v", err)
 		}
+		if codes[er.Code] == 0 {
+			t.Logf("refused, e.g.: %v", err)
+		}
 		codes[er.Code]++
 	}
 	t.Logf("attack: %d delete markers, %d overwrites, %d bogus snapshots, %d versions deleted, %d retentions shortened, %d lifecycle rules; %d refused %v",
