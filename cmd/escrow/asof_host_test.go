@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -60,13 +61,21 @@ func newLockedEscrow(t *testing.T, mode string) *lockedEscrow {
 	e.hc = newCLI(t, addr, e.host.Env()...)
 	e.vc = newCLI(t, addr, e.verifier.Env()...)
 
-	e.src = filepath.Join(t.TempDir(), "site")
-	makeSite(t, e.src, 11, 1)
-	e.hc.ok("backup", e.src)
-	if err := os.WriteFile(filepath.Join(e.src, "wp-config.php"), []byte("<?php define('DB_NAME','shop2');\n"), 0o640); err != nil {
-		t.Fatal(err)
+	// The long tier attacks a bigger repository with more snapshots.
+	bigMB, backups := 1, 2
+	if testenv.Long() {
+		bigMB, backups = 64, 8
 	}
-	e.hc.ok("backup", e.src)
+	e.src = filepath.Join(t.TempDir(), "site")
+	makeSite(t, e.src, 11, bigMB)
+	for i := range backups {
+		if i > 0 {
+			if err := os.WriteFile(filepath.Join(e.src, "wp-config.php"), fmt.Appendf(nil, "<?php define('DB_NAME','shop%d');\n", i), 0o640); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.hc.ok("backup", e.src)
+	}
 	e.want = digest(t, e.src)
 	snaps := e.hc.snapshots()
 	for _, sn := range snaps {
