@@ -175,7 +175,3 @@ func removeBucket(t testing.TB, c *minio.Client, name string) {
 		t.Logf("remove test bucket %s: %v", name, err)
 	}
 }
-
-// Long reports whether the long tier of the reliability tests runs
-// (ESCROW_TIER=long, as make soak sets it): the same tests at larger counts.
-func Long() bool { return os.Getenv("ESCROW_TIER") == "long" }
