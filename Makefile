@@ -31,8 +31,8 @@ release-check:
 	scripts/release-check.sh
 
 # The long tier of the reliability tests (docs/reliability.md): crash,
-# outage, corruption, bad-input and disaster-drill tests at their larger
-# counts. Takes hours; not part of CI.
+# outage, corruption, bad-input, disaster-drill and attack tests at their
+# larger sizes and counts. Takes hours; not part of CI.
 soak:
 	scripts/test-deps.sh
 	scripts/soak.sh
