@@ -8,7 +8,7 @@ CACHE_BIN := $(HOME)/.cache/escrow-ci/bin
 # testenv looks for MinIO here first; see internal/testenv.
 export ESCROW_MINIO_BIN := $(CACHE_BIN)/minio
 
-.PHONY: test build release-check
+.PHONY: test build release-check soak
 
 test:
 	scripts/test-deps.sh
@@ -29,3 +29,10 @@ build:
 release-check:
 	scripts/test-deps.sh
 	scripts/release-check.sh
+
+# The long tier of the reliability tests (docs/reliability.md): crash,
+# outage, corruption, bad-input, disaster-drill and attack tests at their
+# larger sizes and counts. Takes hours; not part of CI.
+soak:
+	scripts/test-deps.sh
+	scripts/soak.sh

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/escrow-backup/escrow/internal/failpoint"
 )
 
 // StatusFile is the name of the status file in the state directory.
@@ -115,6 +117,7 @@ func WriteStatus(dir string, st *Status) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("write status: %w", err)
 	}
+	failpoint.Hit(failpoint.StateWrite)
 	return os.Rename(tmp.Name(), filepath.Join(dir, StatusFile))
 }
 

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/escrow-backup/escrow/chunk"
+	"github.com/escrow-backup/escrow/internal/failpoint"
 	"github.com/escrow-backup/escrow/repo"
 )
 
@@ -526,6 +527,7 @@ func (a *archiver) readContent(f *os.File, size uint64, buf []byte, sp *chunk.Sp
 	content := make([]repo.ID, 0, 1)
 	var read uint64
 	save := func(data []byte) error {
+		failpoint.Hit(failpoint.ChunkRead)
 		id, _, err := a.w.SaveBlob(ctx, repo.DataBlob, data)
 		if err != nil {
 			return err

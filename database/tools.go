@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/escrow-backup/escrow/internal/failpoint"
 )
 
 // tools finds and runs the database programs in the PATH of env, which is
@@ -143,6 +145,7 @@ const tailSize = 4096
 func (c *checkedReader) Read(p []byte) (int, error) {
 	n, err := c.rd.Read(p)
 	if n > 0 {
+		failpoint.Hit(failpoint.DumpMid)
 		c.n += uint64(n)
 		c.tail = append(c.tail, p[:n]...)
 		if len(c.tail) > 2*tailSize {

@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/escrow-backup/escrow/internal/failpoint"
 )
 
 // Cache keeps copies of a store's index and snapshot files in a local
@@ -120,6 +122,7 @@ func (c *Cache) put(h Handle, data []byte) {
 		os.Remove(f.Name())
 		return
 	}
+	failpoint.Hit(failpoint.StateWrite)
 	if err := os.Rename(f.Name(), c.path(h)); err != nil {
 		os.Remove(f.Name())
 	}

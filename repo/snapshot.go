@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/escrow-backup/escrow/internal/failpoint"
 	"github.com/escrow-backup/escrow/remote"
 )
 
@@ -75,6 +76,7 @@ func (r *Repository) SaveSnapshot(ctx context.Context, sn *Snapshot) (ID, error)
 	if err != nil {
 		return ID{}, err
 	}
+	failpoint.Hit(failpoint.SnapshotUploaded)
 	sn.ID = id
 	return id, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/escrow-backup/escrow/internal/failpoint"
 	"github.com/escrow-backup/escrow/remote"
 )
 
@@ -304,6 +305,7 @@ func (w *Writer) uploader() error {
 func (w *Writer) upload(p *packer) error {
 	p.writes.Wait()
 	id, data := w.r.seal(p)
+	failpoint.Hit(failpoint.PackSealed)
 	h := remote.Handle{Type: remote.PackFile, Name: id.String()}
 	if err := w.r.be.Save(w.ctx, h, data); err != nil {
 		// The buffer is not reused: the transport may still be reading it.
@@ -314,6 +316,7 @@ func (w *Writer) upload(p *packer) error {
 	w.bufs.put(p.buf[:0])
 	p.buf = nil
 	w.stats.Packs.Add(1)
+	failpoint.Hit(failpoint.PackUploaded)
 	if w.afterPack != nil {
 		w.afterPack()
 	}
@@ -363,6 +366,7 @@ func (w *Writer) flushIndex(ctx context.Context) error {
 		w.mu.Lock()
 		w.indexFiles = append(w.indexFiles, id)
 		w.mu.Unlock()
+		failpoint.Hit(failpoint.IndexUploaded)
 		if w.afterIndex != nil {
 			w.afterIndex()
 		}

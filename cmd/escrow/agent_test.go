@@ -86,8 +86,9 @@ type agentProc struct {
 	done chan error
 }
 
-// start runs `escrow agent` with only PATH and HOME in its environment.
-func (s *agentSetup) start(t *testing.T) *agentProc {
+// start runs `escrow agent` with only PATH and HOME in its environment,
+// and extra (a failpoint, say).
+func (s *agentSetup) start(t *testing.T, extra ...string) *agentProc {
 	t.Helper()
 	log := filepath.Join(t.TempDir(), "agent.log")
 	f, err := os.Create(log)
@@ -95,7 +96,7 @@ func (s *agentSetup) start(t *testing.T) *agentProc {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(escrowBin, "agent", "--config", s.cfg)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, extra...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

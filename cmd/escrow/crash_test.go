@@ -2,8 +2,6 @@ package main
 
 import (
 	"math/rand"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,29 +20,17 @@ func TestInterruptedBackups(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	restic := testenv.RequireBinary(t, "restic")
+	testenv.RequireBinary(t, "restic")
 	dir := t.TempDir()
 	src := filepath.Join(dir, "site")
 	makeSite(t, src, 3, 4)
 	repoDir := filepath.Join(dir, "repo")
 	c := newCLI(t, repoDir)
 	c.ok("init")
-	rnd := rand.New(rand.NewSource(time.Now().UnixNano()))
-	seed := rnd.Int63()
-	t.Logf("seed %d", seed)
-	rnd = rand.New(rand.NewSource(seed))
+	rnd := rand.New(rand.NewSource(testSeed(t)))
 
 	// Each round adds new data, so every backup uploads packs and indexes.
-	grow := func(i int) {
-		data := make([]byte, 12<<20+rnd.Intn(8<<20))
-		rnd.Read(data)
-		if err := os.WriteFile(filepath.Join(src, "wp-content", "uploads", "round"+strconv.Itoa(i)+".bin"), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(src, "wp-config.php"), []byte("<?php // round "+strconv.Itoa(i)+"\n"), 0o640); err != nil {
-			t.Fatal(err)
-		}
-	}
+	grow := func(i int) { growSite(t, src, rnd, "round"+strconv.Itoa(i), 12<<20, 8<<20) }
 	backupArgs := []string{"--pack-size", "1", "backup", src}
 
 	c.ok(backupArgs...)
@@ -59,17 +45,6 @@ func TestInterruptedBackups(t *testing.T) {
 	}
 	t.Logf("baseline backup: %v", baseline)
 
-	resticEnv := append(append([]string(nil), c.env...), "RESTIC_PASSWORD_FILE="+strings.TrimPrefix(c.env[3], "ESCROW_PASSWORD_FILE="))
-	resticCheck := func(args ...string) {
-		t.Helper()
-		cmd := exec.Command(restic, append([]string{"-r", repoDir, "--no-cache"}, args...)...)
-		cmd.Env = resticEnv
-		out, err := cmd.CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "no errors were found") {
-			t.Fatalf("restic %v: %v\n%s", args, err, out)
-		}
-	}
-
 	const rounds = 24
 	killed := 0
 	for i := 1; i <= rounds; i++ {
@@ -79,14 +54,10 @@ func TestInterruptedBackups(t *testing.T) {
 			sig = syscall.SIGINT
 		}
 		delay := time.Duration(rnd.Int63n(int64(baseline) * 12 / 10))
-		cmd := exec.Command(escrowBin, backupArgs...)
-		cmd.Env = c.env
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		p := c.start(nil, backupArgs...)
 		time.Sleep(delay)
-		_ = cmd.Process.Signal(sig)
-		err := cmd.Wait()
+		_ = p.cmd.Process.Signal(sig)
+		err := p.cmd.Wait()
 		if err != nil {
 			killed++
 		}
@@ -94,12 +65,8 @@ func TestInterruptedBackups(t *testing.T) {
 
 		// Whatever happened, the repository is valid: every listed snapshot
 		// is whole (check walks them all) and every indexed pack is stored.
-		c.ok("check")
-		if i%6 == 0 {
-			c.ok("check", "--read-data")
-		}
 		// A killed process leaves its lock; restic reads without one.
-		resticCheck("--no-lock", "check")
+		crashChecks(t, c, i%6 == 0)
 	}
 	if killed < rounds/4 {
 		t.Errorf("only %d of %d backups were interrupted: the delays are too long to test anything", killed, rounds)
@@ -111,10 +78,9 @@ func TestInterruptedBackups(t *testing.T) {
 	// owner's cleanup removes them.
 	c.ok(backupArgs...)
 	c.ok("unlock")
-	resticCheck("check", "--read-data")
+	if out, err := newResticFor(t, c).run("correct horse battery staple", "check", "--read-data"); err != nil || !strings.Contains(out, "no errors were found") {
+		t.Fatalf("restic check --read-data with no locks left: %v\n%s", err, out)
+	}
 	c.ok("check", "--read-data")
-	target := t.TempDir()
-	c.ok("restore", "latest", "--target", target, "--verify")
-	want := digest(t, src)
-	sameTree(t, want, digest(t, filepath.Join(target, src)))
+	restoresExactly(t, c, src)
 }

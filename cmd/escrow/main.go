@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/escrow-backup/escrow/internal/failpoint"
 )
 
 // version, commit and date are set at build time with -ldflags
@@ -32,6 +34,12 @@ const gcPercent = 50
 func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
+	}
+	// Crash tests kill escrow at named steps (internal/failpoint); a
+	// misspelt step must not pass for one never reached.
+	if err := failpoint.Arm(os.Getenv(failpoint.EnvVar)); err != nil {
+		fmt.Fprintf(os.Stderr, "escrow: %v\n", err)
+		os.Exit(exitUsage)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], env{

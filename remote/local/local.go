@@ -8,6 +8,7 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/escrow-backup/escrow/internal/failpoint"
 	"github.com/escrow-backup/escrow/remote"
 )
 
@@ -160,7 +162,7 @@ func (b *Backend) Save(ctx context.Context, h remote.Handle, data []byte) (err e
 	if err := f.Chmod(0o600); err != nil {
 		return fmt.Errorf("save %s: %w", h, fsError(err, b.dir))
 	}
-	if _, err := f.Write(data); err != nil {
+	if _, err := io.Copy(f, failpoint.HalfReader(remote.MidUploadStep(h.Type), bytes.NewReader(data), int64(len(data)))); err != nil {
 		return fmt.Errorf("save %s: %w", h, fsError(err, b.dir))
 	}
 	if err := f.Sync(); err != nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/escrow-backup/escrow/internal/failpoint"
 	"github.com/escrow-backup/escrow/remote"
 )
 
@@ -159,6 +160,7 @@ func connect(cfg Config, opts []Option) (*Backend, error) {
 		rt = b.transport
 	}
 	rt = o.limiter.RoundTripper(rt)
+	rt = midUploadTransport(rt)
 	client, err := minio.New(cfg.Endpoint, &minio.Options{
 		Creds:      credentials.NewStaticV4(cfg.KeyID, cfg.Secret, cfg.SessionToken),
 		Secure:     cfg.UseHTTPS,
@@ -243,6 +245,9 @@ func (b *Backend) Save(ctx context.Context, h remote.Handle, data []byte) error 
 	key, err := b.key(h)
 	if err != nil {
 		return fmt.Errorf("save %s: %w", h, err)
+	}
+	if step := remote.MidUploadStep(h.Type); failpoint.Armed(step) {
+		ctx = context.WithValue(ctx, midUploadKey{}, step)
 	}
 	_, err = b.client.PutObject(ctx, b.cfg.Bucket, key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{
 		ContentType:    "application/octet-stream",
