@@ -1,0 +1,411 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/escrow-backup/escrow/internal/testenv"
+)
+
+// The bad-input suite: each case feeds escrow something wrong and checks the
+// documented exit code, a message naming the thing (and the fix), and that
+// nothing already stored was lost. docs/reliability.md lists the cases.
+
+// baseline is a repository holding one snapshot that no failure may harm.
+type baseline struct {
+	c    *cli
+	src  string
+	snap string
+	want map[string]string
+}
+
+func newBaseline(t *testing.T, c *cli) *baseline {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "site")
+	makeSite(t, src, 11, 1)
+	c.ok("init")
+	c.ok("backup", src)
+	snaps := c.snapshots()
+	return &baseline{c: c, src: src, snap: snaps[len(snaps)-1].ID, want: digest(t, src)}
+}
+
+// intact checks that the repository still checks clean, data included, and
+// that the baseline snapshot restores byte for byte.
+func (b *baseline) intact(t *testing.T, c *cli) {
+	t.Helper()
+	if c == nil {
+		c = b.c
+	}
+	if out := c.ok("check", "--read-data"); !strings.Contains(out, "no errors") {
+		t.Fatalf("check: %s", out)
+	}
+	target := t.TempDir()
+	c.ok("restore", b.snap, "--target", target)
+	sameTree(t, b.want, digest(t, filepath.Join(target, b.src)))
+}
+
+// expect runs escrow and checks the exit code and that stderr holds every
+// one of msgs.
+func expect(t *testing.T, c *cli, stdin []byte, code int, msgs []string, args ...string) result {
+	t.Helper()
+	r := c.run(stdin, args...)
+	if r.code != code {
+		t.Fatalf("escrow %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, code, r.stdout, r.stderr)
+	}
+	for _, m := range msgs {
+		if !strings.Contains(r.stderr, m) {
+			t.Errorf("escrow %s: stderr does not mention %q:\n%s", strings.Join(args, " "), m, r.stderr)
+		}
+	}
+	return r
+}
+
+func (c *cli) with(t *testing.T, env ...string) *cli {
+	return &cli{t: t, env: append(append([]string(nil), c.env...), env...)}
+}
+
+// asNobody runs escrow as user nobody (root reads everything, so permission
+// cases need an unprivileged user).
+func (c *cli) asNobody(t *testing.T, args ...string) result {
+	t.Helper()
+	setpriv := testenv.RequireBinary(t, "setpriv")
+	cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", escrowBin}, args...)...)
+	cmd.Env = c.env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{stdout.String(), stderr.String(), code}
+}
+
+// openUp makes dir and the folders above it up to the root searchable by
+// everyone, so that an unprivileged user reaches what is below.
+func openUp(t *testing.T, dir string) {
+	t.Helper()
+	for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o005 != 0o005 {
+			if err := os.Chmod(d, fi.Mode().Perm()|0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func writeBytes(t *testing.T, name string, data []byte, mode os.FileMode) string {
+	t.Helper()
+	if err := os.WriteFile(name, data, mode); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+func TestBadInputPasswords(t *testing.T) {
+	dir := t.TempDir()
+	b := newBaseline(t, newCLI(t, filepath.Join(dir, "repo")))
+	tmp := t.TempDir()
+	missing := filepath.Join(tmp, "no-such-password")
+	empty := writeBytes(t, filepath.Join(tmp, "empty"), nil, 0o600)
+	newline := writeBytes(t, filepath.Join(tmp, "newline"), []byte("\n"), 0o600)
+	cases := []struct {
+		name string
+		env  []string
+		code int
+		msgs []string
+	}{
+		{"wrong", []string{"ESCROW_PASSWORD_FILE=" + writePassword(t, "not the password")}, exitWrongPass, []string{"wrong password"}},
+		{"wrong in environment", []string{"ESCROW_PASSWORD_FILE=", "ESCROW_PASSWORD=nope"}, exitWrongPass, []string{"wrong password"}},
+		{"empty file", []string{"ESCROW_PASSWORD_FILE=" + empty}, exitUsage, []string{empty, "is empty"}},
+		{"only a newline", []string{"ESCROW_PASSWORD_FILE=" + newline}, exitUsage, []string{newline, "is empty"}},
+		{"empty environment", []string{"ESCROW_PASSWORD_FILE=", "ESCROW_PASSWORD="}, exitUsage, []string{"no password", "ESCROW_PASSWORD_FILE"}},
+		{"file missing", []string{"ESCROW_PASSWORD_FILE=" + missing}, exitUsage, []string{missing, "no such file"}},
+		{"file is a directory", []string{"ESCROW_PASSWORD_FILE=" + tmp}, exitUsage, []string{tmp, "is a directory"}},
+		{"huge wrong", []string{"ESCROW_PASSWORD_FILE=" + writePassword(t, strings.Repeat("x", 1<<20))}, exitWrongPass, []string{"wrong password"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := expect(t, b.c.with(t, tc.env...), nil, tc.code, tc.msgs, "snapshots")
+			if strings.Count(r.stderr, "\n") > 2 {
+				t.Errorf("want a short error, got:\n%s", r.stderr)
+			}
+		})
+	}
+	t.Run("file unreadable", func(t *testing.T) {
+		// nobody may read the repository but not the password file.
+		secret := writeBytes(t, filepath.Join(t.TempDir(), "password"), []byte("correct horse battery staple\n"), 0o600)
+		openUp(t, filepath.Dir(secret))
+		openUp(t, dir)
+		chownTree(t, dir, 65534, 65534)
+		defer chownTree(t, dir, 0, 0)
+		r := b.c.with(t, "ESCROW_PASSWORD_FILE="+secret).asNobody(t, "snapshots")
+		if r.code != exitUsage || !strings.Contains(r.stderr, secret) || !strings.Contains(r.stderr, "permission denied") {
+			t.Fatalf("exit %d, want %d naming %s and permission denied: %s", r.code, exitUsage, secret, r.stderr)
+		}
+	})
+	b.intact(t, nil)
+
+	// Passwords a repository is made with: 1 MiB, and bytes that are not
+	// UTF-8. Each must open again with the same bytes, and restic must open
+	// the repository with them too.
+	for _, tc := range []struct {
+		name string
+		pw   []byte
+	}{
+		{"huge", bytes.Repeat([]byte("0123456789abcdef"), 1<<16)},
+		{"not UTF-8", []byte("caf\xe9 \xff\xfe\x80 pass")},
+	} {
+		t.Run("init "+tc.name, func(t *testing.T) {
+			repoDir := filepath.Join(t.TempDir(), "repo")
+			pwFile := writeBytes(t, filepath.Join(t.TempDir(), "pw"), append(tc.pw, '\n'), 0o600)
+			c := newCLI(t, repoDir, "ESCROW_PASSWORD_FILE="+pwFile)
+			nb := newBaseline(t, c)
+			nb.intact(t, nil)
+			// One byte off is another password.
+			off := bytes.Clone(tc.pw)
+			off[len(off)-1] ^= 1
+			offFile := writeBytes(t, filepath.Join(t.TempDir(), "pw"), off, 0o600)
+			expect(t, c.with(t, "ESCROW_PASSWORD_FILE="+offFile), nil, exitWrongPass, []string{"wrong password"}, "snapshots")
+
+			// The same bytes through the environment (which holds at most
+			// 128 KiB per variable on Linux), for escrow and restic.
+			restic := testenv.RequireBinary(t, "restic")
+			cmd := exec.Command(restic, "--no-cache", "-r", repoDir, "cat", "config")
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "RESTIC_PASSWORD_FILE=" + pwFile}
+			if len(tc.pw) < 64<<10 {
+				c.with(t, "ESCROW_PASSWORD_FILE=", "ESCROW_PASSWORD="+string(tc.pw)).ok("snapshots")
+				cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "RESTIC_PASSWORD=" + string(tc.pw)}
+			}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("restic does not open the repository with the same password bytes: %v\n%s", err, out)
+			}
+			// restic reads a password file as text (a byte order mark
+			// decides UTF-16, invalid UTF-8 becomes U+FFFD): record what it
+			// does with the file escrow read.
+			cmd = exec.Command(restic, "--no-cache", "-r", repoDir, "cat", "config")
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "RESTIC_PASSWORD_FILE=" + pwFile}
+			out, err := cmd.CombinedOutput()
+			t.Logf("restic --password-file with the same file: err=%v %s", err, firstLine(string(out)))
+		})
+	}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+func TestBadInputKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	repoDir := filepath.Join(dir, "repo")
+	b := newBaseline(t, newCLI(t, repoDir))
+	b.c.ok("key", "add", "--new-password-file", writePassword(t, "second key"), "--user", "owner", "--host", "offline")
+	var firstID, secondID string
+	for _, k := range b.c.keys() {
+		if k.Current {
+			firstID = k.ID
+		} else {
+			secondID = k.ID
+		}
+	}
+	orig, err := os.ReadFile(filepath.Join(repoDir, "keys", firstID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kf map[string]any
+	if err := json.Unmarshal(orig, &kf); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := kf["data"].(string) // base64
+	flipped := []byte(data)
+	flipped[len(flipped)/2] ^= 'A' ^ 'B'
+	if flipped[len(flipped)/2] == 'A'^'B'^data[len(data)/2] {
+		flipped[len(flipped)/2] = 'Q'
+	}
+	kf["data"] = string(flipped)
+	badMAC, _ := json.Marshal(kf)
+
+	for _, tc := range []struct {
+		name    string
+		content []byte
+		inPlace bool // keep the old name: the content no longer matches it
+		// only: what opening says when this is the repository's only key.
+		onlyCode int
+		onlyMsgs []string
+	}{
+		{"garbage JSON", []byte("{\"kdf\": scrypt, garbage"), false, exitFailure, []string{"damaged"}},
+		{"garbage in place", []byte("{\"kdf\": scrypt, garbage"), true, exitFailure, []string{firstID[:8], "damaged"}},
+		{"truncated", orig[:len(orig)/2], false, exitFailure, []string{"damaged"}},
+		{"truncated in place", orig[:len(orig)/2], true, exitFailure, []string{firstID[:8], "damaged"}},
+		{"wrong MAC", badMAC, false, exitWrongPass, []string{"wrong password"}},
+		{"empty", nil, false, exitFailure, []string{"damaged"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			copyDir := filepath.Join(t.TempDir(), "repo")
+			if out, err := exec.Command("cp", "-a", repoDir, copyDir).CombinedOutput(); err != nil {
+				t.Fatalf("cp: %v %s", err, out)
+			}
+			keys := filepath.Join(copyDir, "keys")
+			if err := os.Remove(filepath.Join(keys, firstID)); err != nil {
+				t.Fatal(err)
+			}
+			name := firstID
+			if !tc.inPlace {
+				sum := sha256.Sum256(tc.content)
+				name = hex.EncodeToString(sum[:])
+			}
+			writeBytes(t, filepath.Join(keys, name), tc.content, 0o600)
+			first := b.c.with(t, "ESCROW_REPOSITORY="+copyDir)
+			second := first.with(t, "ESCROW_PASSWORD_FILE="+writePassword(t, "second key"))
+
+			// The other key still opens everything.
+			b.intact(t, second)
+			if ls := second.ok("key", "list"); !strings.Contains(ls, name[:8]) {
+				t.Errorf("key list does not show the damaged key %s:\n%s", name[:8], ls)
+			}
+			// The damaged key's password no longer opens, and says why.
+			r := first.run(nil, "snapshots")
+			if r.code == 0 {
+				t.Fatal("a damaged key opened the repository")
+			}
+			t.Logf("first password with its key damaged: exit %d: %s", r.code, strings.TrimSpace(r.stderr))
+
+			// The damaged key alone.
+			if err := os.Remove(filepath.Join(keys, secondID)); err != nil {
+				t.Fatal(err)
+			}
+			expect(t, first, nil, tc.onlyCode, tc.onlyMsgs, "snapshots")
+		})
+	}
+}
+
+// resticVersion returns restic's major and minor version.
+func resticVersion(t *testing.T) (int, int) {
+	t.Helper()
+	out, err := exec.Command(testenv.RequireBinary(t, "restic"), "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`restic (\d+)\.(\d+)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("restic version: %q", out)
+	}
+	major, _ := strconv.Atoi(m[1])
+	minor, _ := strconv.Atoi(m[2])
+	return major, minor
+}
+
+// Names and link targets are bytes: they must come back byte for byte,
+// from escrow and from restic, whatever they hold.
+func TestBadInputNames(t *testing.T) {
+	restic := testenv.RequireBinary(t, "restic")
+	base := t.TempDir()
+	src := filepath.Join(base, "site")
+	names := []string{
+		"caf\xe9.php",         // Latin-1
+		"\xff\xfe\x80",        // no encoding at all
+		"line\nbreak.txt",     // a newline
+		"tab\there",           // a tab
+		`quote"and\back.txt`,  // JSON's and Go's escape characters
+		"\\x41 not an A",      // looks like an escape
+		"emoji-\U0001F600.txt", // valid UTF-8, four bytes
+		"bell\a\x1b[31m",      // control characters
+	}
+	for _, n := range names {
+		d := filepath.Join(src, "dir-"+n)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeBytes(t, filepath.Join(d, n), []byte("content of "+n), 0o644)
+		if err := os.Symlink(n, filepath.Join(src, "link-"+n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := digest(t, src)
+	c := newCLI(t, filepath.Join(base, "repo"))
+	c.ok("init")
+	c.ok("backup", src)
+	// Unchanged names find their parent nodes: nothing is read again.
+	if out := c.ok("backup", src); !strings.Contains(out, "Read:   0 B") {
+		t.Errorf("second backup read files again: %s", out)
+	}
+	target := t.TempDir()
+	c.ok("restore", "latest", "--target", target, "--verify")
+	sameTree(t, want, digest(t, filepath.Join(target, src)))
+	c.ok("check", "--read-data")
+
+	// restic reads escrow's trees: check, and restore to the same bytes.
+	// restic before 0.17 has no linktarget_raw and gets U+FFFD for the
+	// bytes of a link target that are not UTF-8.
+	major, minor := resticVersion(t)
+	rawTargets := major > 0 || minor >= 17
+	pw := strings.TrimPrefix(c.env[3], "ESCROW_PASSWORD_FILE=")
+	rsEnv := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "RESTIC_REPOSITORY=" + filepath.Join(base, "repo"), "RESTIC_PASSWORD_FILE=" + pw}
+	runRestic := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(restic, append([]string{"--no-cache"}, args...)...)
+		cmd.Env = rsEnv
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("restic %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	// escrow's backups leave their lock files (the host never deletes);
+	// restic 0.14's check locks exclusively.
+	runRestic("check", "--read-data", "--no-lock")
+	rtarget := t.TempDir()
+	runRestic("restore", "latest", "--target", rtarget)
+	got := digest(t, filepath.Join(rtarget, src))
+	for k, v := range want {
+		if !rawTargets && strings.HasPrefix(k, "link-") && !validUTF8(k) {
+			if _, ok := got[k]; !ok {
+				t.Errorf("restic did not restore %q", k)
+			}
+			delete(got, k)
+			continue
+		}
+		if got[k] != v {
+			t.Errorf("restic restored %q as %q, want %q", k, got[k], v)
+		}
+		delete(got, k)
+	}
+	for k := range got {
+		t.Errorf("restic restored %q, which is not in the source", k)
+	}
+	if !rawTargets {
+		t.Logf("restic %d.%d predates linktarget_raw: link targets that are not UTF-8 were not compared for restic", major, minor)
+	}
+
+	// escrow reads restic's trees of the same names.
+	runRestic("backup", "--tag", "restic", src)
+	etarget := t.TempDir()
+	c.ok("restore", "latest", "--tag", "restic", "--target", etarget)
+	got = digest(t, filepath.Join(etarget, src))
+	for k, v := range want {
+		if !rawTargets && strings.HasPrefix(k, "link-") && !validUTF8(k) {
+			continue // restic wrote U+FFFD into the target
+		}
+		if got[k] != v {
+			t.Errorf("escrow restored restic's %q as %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+func validUTF8(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
