@@ -5,13 +5,20 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/escrow-backup/escrow/internal/testenv"
 )
@@ -409,3 +416,190 @@ func TestBadInputNames(t *testing.T) {
 }
 
 func validUTF8(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
+
+// FIFOs, sockets and device files are recorded as such and never read (a
+// FIFO with no writer would block a read forever); symlink loops are links
+// like any other; a sparse file of several GB takes neither GBs of
+// repository nor minutes, and comes back sparse.
+func TestBadInputSpecialFiles(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("device files need root")
+	}
+	base := t.TempDir()
+	src := filepath.Join(base, "site")
+	makeSite(t, src, 12, 1)
+	special := filepath.Join(src, "special")
+	if err := os.MkdirAll(special, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(special, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", filepath.Join(special, "socket"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := unix.Mknod(filepath.Join(special, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mknod(filepath.Join(special, "loop9"), unix.S_IFBLK|0o660, int(unix.Mkdev(7, 9))); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range [][2]string{{"self", "self"}, {"ping", "pong"}, {"pong", "ping"}, {"up", ".."}, {"dangling", "/no/such/target"}} {
+		if err := os.Symlink(l[1], filepath.Join(special, l[0])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sparseSize := int64(4 << 30)
+	if testenv.Long() {
+		sparseSize = 16 << 30
+	}
+	sparse := filepath.Join(src, "disk.img")
+	f, err := os.Create(sparse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataAt := []int64{0, 1 << 30, sparseSize / 2, sparseSize - 4}
+	for _, off := range dataAt {
+		if _, err := f.WriteAt([]byte("data"), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	aside := filepath.Join(base, "disk.img")
+	if err := os.Rename(sparse, aside); err != nil { // digest reads files whole
+		t.Fatal(err)
+	}
+	want := digest(t, src)
+	if err := os.Rename(aside, sparse); err != nil {
+		t.Fatal(err)
+	}
+	delete(want, "special/socket") // a socket is not restored: its program makes it again
+
+	repoDir := filepath.Join(base, "repo")
+	c := newCLI(t, repoDir)
+	c.ok("init")
+	start := time.Now()
+	done := make(chan result, 1)
+	go func() { done <- c.run(nil, "backup", src) }()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(5 * time.Minute):
+		t.Fatal("backup hung (a FIFO read?)")
+	}
+	took := time.Since(start)
+	if r.code != 0 {
+		t.Fatalf("backup: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	repoSize := duBytes(t, repoDir)
+	t.Logf("backup of a %d GiB sparse file and special files: %v, repository %d KiB", sparseSize>>30, took.Round(time.Millisecond), repoSize>>10)
+	if repoSize > 16<<20 {
+		t.Errorf("repository is %d MiB for a sparse file of %d bytes of data", repoSize>>20, 16)
+	}
+	ls := c.ok("ls", "latest", "--json")
+	for name, typ := range map[string]string{"fifo": "fifo", "socket": "socket", "null": "chardev", "loop9": "dev", "self": "symlink", "ping": "symlink"} {
+		if !strings.Contains(ls, `"path":"`+filepath.Join(special, name)+`","type":"`+typ+`"`) {
+			t.Errorf("%s not listed as a %s:\n%s", name, typ, ls)
+		}
+	}
+
+	target := t.TempDir()
+	start = time.Now()
+	c.ok("restore", "latest", "--target", target)
+	t.Logf("restore: %v", time.Since(start).Round(time.Millisecond))
+	restored := filepath.Join(target, src)
+	start = time.Now()
+	sameSparse(t, filepath.Join(restored, "disk.img"), sparseSize, dataAt)
+	t.Logf("comparing the restored sparse file: %v", time.Since(start).Round(time.Millisecond))
+	restoredSparse := filepath.Join(target, "disk.img")
+	if err := os.Rename(filepath.Join(restored, "disk.img"), restoredSparse); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, want, digest(t, restored))
+	var st unix.Stat_t
+	if err := unix.Stat(restoredSparse, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Size != sparseSize || st.Blocks*512 > 64<<20 {
+		t.Errorf("restored sparse file: size %d, %d MiB allocated; want %d and sparse", st.Size, st.Blocks*512>>20, sparseSize)
+	}
+	if err := unix.Stat(filepath.Join(restored, "special", "null"), &st); err != nil || st.Rdev != unix.Mkdev(1, 3) {
+		t.Errorf("device file: %v rdev %d", err, st.Rdev)
+	}
+	c.ok("check", "--read-data")
+}
+
+// duBytes is the space the files below dir take on disk.
+func duBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			n += st.Blocks * 512
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// sameSparse checks that the file at name holds size bytes: "data" at each
+// of dataAt and zeros elsewhere. Only the regions the file system holds data
+// for are read (SEEK_DATA): holes read as zeros by definition.
+func sameSparse(t *testing.T, name string, size int64, dataAt []int64) {
+	t.Helper()
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.Size() != size {
+		t.Fatalf("%s: size %v, want %d (%v)", name, fi.Size(), size, err)
+	}
+	fd := int(f.Fd())
+	seen := map[int64]bool{}
+	buf := make([]byte, 1<<20)
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // only a hole is left
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p := data; p < hole; p += int64(len(buf)) {
+			n, err := f.ReadAt(buf[:min(int64(len(buf)), hole-p)], p)
+			if err != nil && !errors.Is(err, io.EOF) {
+				t.Fatal(err)
+			}
+			for i, c := range buf[:n] {
+				at := p + int64(i)
+				want := byte(0)
+				for _, d := range dataAt {
+					if at >= d && at < d+4 {
+						want = "data"[at-d]
+						seen[d] = true
+					}
+				}
+				if c != want {
+					t.Fatalf("%s: byte %d is %#x, want %#x", name, at, c, want)
+				}
+			}
+		}
+		off = hole
+	}
+	if len(seen) != len(dataAt) {
+		t.Fatalf("%s: the data at %v is missing (found %v)", name, dataAt, seen)
+	}
+}
