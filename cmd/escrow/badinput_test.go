@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -325,14 +326,14 @@ func TestBadInputNames(t *testing.T) {
 	base := t.TempDir()
 	src := filepath.Join(base, "site")
 	names := []string{
-		"caf\xe9.php",         // Latin-1
-		"\xff\xfe\x80",        // no encoding at all
-		"line\nbreak.txt",     // a newline
-		"tab\there",           // a tab
-		`quote"and\back.txt`,  // JSON's and Go's escape characters
-		"\\x41 not an A",      // looks like an escape
+		"caf\xe9.php",          // Latin-1
+		"\xff\xfe\x80",         // no encoding at all
+		"line\nbreak.txt",      // a newline
+		"tab\there",            // a tab
+		`quote"and\back.txt`,   // JSON's and Go's escape characters
+		"\\x41 not an A",       // looks like an escape
 		"emoji-\U0001F600.txt", // valid UTF-8, four bytes
-		"bell\a\x1b[31m",      // control characters
+		"bell\a\x1b[31m",       // control characters
 	}
 	for _, n := range names {
 		d := filepath.Join(src, "dir-"+n)
@@ -602,4 +603,182 @@ func sameSparse(t *testing.T, name string, size int64, dataAt []int64) {
 	if len(seen) != len(dataAt) {
 		t.Fatalf("%s: the data at %v is missing (found %v)", name, dataAt, seen)
 	}
+}
+
+// Files and directories that cannot be read are named, left out, and the
+// snapshot of the rest is saved, tagged "incomplete", with exit code 3.
+func TestBadInputPermissionDenied(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch to an unprivileged user")
+	}
+	base := t.TempDir()
+	src := filepath.Join(base, "site")
+	makeSite(t, src, 13, 1)
+	repoDir := filepath.Join(base, "repo")
+	b := newBaseline(t, newCLI(t, repoDir))
+	noFile := writeBytes(t, filepath.Join(src, "wp-config-secret.php"), []byte("<?php // root only"), 0o600)
+	noDir := filepath.Join(src, "private")
+	if err := os.MkdirAll(filepath.Join(noDir, "inner"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeBytes(t, filepath.Join(noDir, "inner", "key.pem"), []byte("key"), 0o644)
+	openUp(t, base)
+	chownTree(t, base, 65534, 65534)
+	for _, p := range []string{noFile, noDir} {
+		if err := os.Chown(p, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(noDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	pw := strings.TrimPrefix(b.c.env[3], "ESCROW_PASSWORD_FILE=")
+	if err := os.Chown(pw, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	openUp(t, filepath.Dir(pw))
+	r := b.c.asNobody(t, "backup", src)
+	if r.code != exitIncomplete {
+		t.Fatalf("exit %d, want %d\n%s%s", r.code, exitIncomplete, r.stdout, r.stderr)
+	}
+	for _, p := range []string{noFile, noDir} {
+		if !strings.Contains(r.stderr, "could not read "+p+": ") {
+			t.Errorf("stderr does not name %s:\n%s", p, r.stderr)
+		}
+	}
+	if strings.Count(r.stderr, "permission denied") < 2 {
+		t.Errorf("want permission denied for each:\n%s", r.stderr)
+	}
+	snaps := b.c.snapshots()
+	last := snaps[len(snaps)-1]
+	if !contains(last.Tags, "incomplete") {
+		t.Errorf("snapshot not tagged incomplete: %+v", last)
+	}
+	ls := b.c.ok("ls", "latest")
+	if strings.Contains(ls, "wp-config-secret.php") || strings.Contains(ls, "key.pem") || !strings.Contains(ls, "wp-config.php") {
+		t.Errorf("incomplete snapshot content:\n%s", ls)
+	}
+	chownTree(t, base, 0, 0)
+	b.intact(t, nil)
+}
+
+// Files that grow, are rewritten, or vanish (whole directories too) while a
+// backup reads them: the backup completes (exit 0, nothing reported as
+// unreadable), every file it stored is one the source really held, and the
+// repository stays valid.
+func TestBadInputChangingFiles(t *testing.T) {
+	rounds := 3
+	if testenv.Long() {
+		rounds = 20
+	}
+	base := t.TempDir()
+	c := newCLI(t, filepath.Join(base, "repo"))
+	c.ok("init")
+	for round := 0; round < rounds; round++ {
+		src := filepath.Join(base, "site"+strconv.Itoa(round))
+		content := func(d, f int) []byte {
+			return bytes.Repeat([]byte("dir "+strconv.Itoa(d)+" file "+strconv.Itoa(f)+"\n"), 20+f)
+		}
+		const dirs, files = 60, 30
+		for d := 0; d < dirs; d++ {
+			dd := filepath.Join(src, "churn", strconv.Itoa(d))
+			if err := os.MkdirAll(dd, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for f := 0; f < files; f++ {
+				writeBytes(t, filepath.Join(dd, strconv.Itoa(f)+".txt"), content(d, f), 0o644)
+			}
+		}
+		logLine := []byte(strings.Repeat("log line ", 100) + "\n")
+		logFile := filepath.Join(src, "grow.log")
+		writeBytes(t, logFile, bytes.Repeat(logLine, 20000), 0o644) // ~18 MB
+		stop := make(chan struct{})
+		churned := make(chan error, 1)
+		locks := filepath.Join(base, "repo", "locks")
+		before, _ := os.ReadDir(locks)
+		go func() {
+			// Churn once the backup holds its lock, that is, walks the tree.
+			for {
+				now, _ := os.ReadDir(locks)
+				if len(now) > len(before) {
+					break
+				}
+				select {
+				case <-stop:
+					churned <- nil
+					return
+				case <-time.After(time.Millisecond):
+				}
+			}
+			lf, err := os.OpenFile(logFile, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				churned <- err
+				return
+			}
+			defer lf.Close()
+			for d := dirs - 1; ; d-- {
+				select {
+				case <-stop:
+					churned <- nil
+					return
+				default:
+				}
+				if d >= 0 {
+					if err := os.RemoveAll(filepath.Join(src, "churn", strconv.Itoa(d))); err != nil {
+						churned <- err
+						return
+					}
+				}
+				if _, err := lf.Write(logLine); err != nil {
+					churned <- err
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		r := c.run(nil, "backup", src)
+		close(stop)
+		if err := <-churned; err != nil {
+			t.Fatal(err)
+		}
+		if r.code != 0 {
+			t.Fatalf("round %d: exit %d\n%s%s", round, r.code, r.stdout, r.stderr)
+		}
+		target := t.TempDir()
+		c.ok("restore", "latest", "--target", target)
+		restored := filepath.Join(target, src)
+		n := 0
+		err := filepath.Walk(filepath.Join(restored, "churn"), func(p string, fi os.FileInfo, err error) error {
+			if err != nil || fi.IsDir() {
+				return err
+			}
+			var d, f int
+			rel, _ := filepath.Rel(filepath.Join(restored, "churn"), p)
+			if _, err := fmt.Sscanf(rel, "%d/%d.txt", &d, &f); err != nil {
+				return fmt.Errorf("unexpected %s", rel)
+			}
+			got, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(got, content(d, f)) {
+				return fmt.Errorf("%s: content differs", rel)
+			}
+			n++
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(restored, "grow.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		now, _ := os.ReadFile(logFile)
+		if len(got)%len(logLine) != 0 || !bytes.HasPrefix(now, got) {
+			t.Errorf("round %d: grow.log restored as %d bytes that are not a state of the file (%d now)", round, len(got), len(now))
+		}
+		t.Logf("round %d: %d of %d churned files were still there and stored; grow.log stored at %d of %d bytes", round, n, dirs*files, len(got), len(now))
+	}
+	c.ok("check", "--read-data")
 }
