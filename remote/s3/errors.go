@@ -116,7 +116,7 @@ func (b *Backend) classifyResponse(op string, er minio.ErrorResponse, mk func(er
 		return mk(remote.ErrPermanent, "invalid bucket name %q (check the address %s)", b.cfg.Bucket, b.cfg.Location())
 	case minio.AllAccessDisabled:
 		return mk(remote.ErrPermanent, "all access to bucket %q is disabled (the account or bucket owner must re-enable it)", b.cfg.Bucket)
-	case "ExpiredToken", "InvalidToken", "TokenRefreshRequired":
+	case "ExpiredToken", "InvalidToken", "InvalidTokenId", "TokenRefreshRequired":
 		return mk(remote.ErrPermanent, "the session token for access key ID %q is expired or invalid (refresh AWS_SESSION_TOKEN)", key)
 	case minio.RequestTimeTooSkewed:
 		off := b.clock.describe()
