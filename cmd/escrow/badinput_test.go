@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/escrow-backup/escrow/agent"
 	"github.com/escrow-backup/escrow/internal/testenv"
 )
 
@@ -825,4 +826,111 @@ func TestBadInputStore(t *testing.T) {
 		t.Fatalf("%d snapshots after the failed runs, want the baseline's 1", n)
 	}
 	b.intact(t, nil)
+}
+
+// A full disk under the agent's state directory: the agent goes on backing
+// up (its caches and status file are conveniences), says in its log which
+// directory is full, and the repository stays valid. Once space is free
+// again, the status file is written again.
+func TestBadInputStateDirFull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small file system needs root")
+	}
+	s := newAgentSetup(t)
+	if err := os.MkdirAll(s.state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", s.state).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs (not permitted here?): %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", s.state).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v %s", s.state, err, out)
+		}
+	})
+	p := s.start(t)
+	s.waitFor(t, p, "the first snapshot", func(st agent.SourceStatus) bool { return st.LastSnapshot != nil })
+
+	filler := filepath.Join(s.state, "filler")
+	fill(t, filler)
+	changeAndWait(t, s, p, "written-while-full.txt")
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(p.logText(), "disk full") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the log does not say the state directory is full:\n%s", p.logText())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, line := range strings.Split(p.logText(), "\n") {
+		if strings.Contains(line, "disk full") {
+			if !strings.Contains(line, s.state) {
+				t.Errorf("the disk-full message does not name %s: %s", s.state, line)
+			}
+			t.Logf("agent log: %s", line)
+			break
+		}
+	}
+
+	// Space again: the status file catches up.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	writeBytes(t, filepath.Join(s.src, "after.txt"), []byte("after"), 0o644)
+	s.settled(t, p)
+	s.requireLatestIsTree(t, "space came back")
+	if err := p.stop(syscall.SIGTERM); err != nil {
+		t.Errorf("agent exit: %v\n%s", err, p.logText())
+	}
+
+	// An agent that starts with the state directory already full.
+	fill(t, filler)
+	p = s.start(t)
+	changeAndWait(t, s, p, "written-after-a-full-start.txt")
+	if err := p.stop(syscall.SIGTERM); err != nil {
+		t.Errorf("agent exit: %v\n%s", err, p.logText())
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	s.c.ok("check", "--read-data")
+	s.c.ok("unlock")
+	s.resticCheck(t, "check", "--read-data")
+}
+
+// fill writes name until the file system holding it is full.
+func fill(t *testing.T, name string) {
+	t.Helper()
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+}
+
+// changeAndWait adds a file to the site and waits for a snapshot that holds
+// it, watching the repository (the status file may not be written).
+func changeAndWait(t *testing.T, s *agentSetup, p *agentProc, name string) {
+	t.Helper()
+	before := len(s.c.snapshots())
+	writeBytes(t, filepath.Join(s.src, name), bytes.Repeat([]byte(name+"\n"), 20000), 0o644)
+	deadline := time.Now().Add(60 * time.Second)
+	for len(s.c.snapshots()) == before || !strings.Contains(s.c.ok("ls", "latest", s.src), name) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshot with %s while the state directory is full\n%s", name, p.logText())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	s.requireLatestIsTree(t, name)
 }
