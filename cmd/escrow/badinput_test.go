@@ -326,7 +326,9 @@ func resticVersion(t *testing.T) (int, int) {
 func TestBadInputNames(t *testing.T) {
 	restic := testenv.RequireBinary(t, "restic")
 	base := t.TempDir()
-	src := filepath.Join(base, "site")
+	// The backed-up directory's own name is not UTF-8 either: the
+	// snapshot's paths (JSON strings) cannot hold it exactly.
+	src := filepath.Join(base, "site-caf\xe9")
 	names := []string{
 		"caf\xe9.php",          // Latin-1
 		"\xff\xfe\x80",         // no encoding at all
@@ -351,7 +353,8 @@ func TestBadInputNames(t *testing.T) {
 	c := newCLI(t, filepath.Join(base, "repo"))
 	c.ok("init")
 	c.ok("backup", src)
-	// Unchanged names find their parent nodes: nothing is read again.
+	// Unchanged names find their parent snapshot and nodes: nothing is
+	// read again.
 	if out := c.ok("backup", src); !strings.Contains(out, "Read:   0 B") {
 		t.Errorf("second backup read files again: %s", out)
 	}
