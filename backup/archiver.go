@@ -262,7 +262,7 @@ func (a *archiver) saveDir(ctx context.Context, path string, parentTree *repo.ID
 	names, err := f.Readdirnames(-1)
 	f.Close()
 	if err != nil {
-		a.fileError(path, err)
+		a.unreadable(path, err)
 		return repo.ID{}, false, nil
 	}
 	sort.Strings(names)

@@ -51,14 +51,24 @@ func (c *clockWatch) describe() string {
 	if c == nil || !c.seen.Load() {
 		return ""
 	}
-	d := time.Duration(c.skew.Load()).Round(time.Second)
+	d := time.Duration(c.skew.Load())
 	switch {
 	case d > 0:
-		return fmt.Sprintf("this computer's clock is about %v ahead of the server's", d)
+		return fmt.Sprintf("this computer's clock is about %s ahead of the server's", roughly(d))
 	case d < 0:
-		return fmt.Sprintf("this computer's clock is about %v behind the server's", -d)
+		return fmt.Sprintf("this computer's clock is about %s behind the server's", roughly(-d))
 	}
 	return ""
+}
+
+// roughly prints d to the minute (or second, under a minute): the Date
+// header it comes from is truncated to the second, so "2h0m1s" would claim
+// a precision the measurement does not have.
+func roughly(d time.Duration) string {
+	if d < time.Minute {
+		return d.Round(time.Second).String()
+	}
+	return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
 }
 
 // resigner signs each request again with the clock moved by offset. It
