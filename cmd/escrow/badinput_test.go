@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -242,13 +243,13 @@ func TestBadInputKeyFiles(t *testing.T) {
 	if err := json.Unmarshal(orig, &kf); err != nil {
 		t.Fatal(err)
 	}
-	data, _ := kf["data"].(string) // base64
-	flipped := []byte(data)
-	flipped[len(flipped)/2] ^= 'A' ^ 'B'
-	if flipped[len(flipped)/2] == 'A'^'B'^data[len(data)/2] {
-		flipped[len(flipped)/2] = 'Q'
+	// Flip one bit of the MAC (the last 16 bytes of the sealed master key).
+	sealed, err := base64.StdEncoding.DecodeString(kf["data"].(string))
+	if err != nil {
+		t.Fatal(err)
 	}
-	kf["data"] = string(flipped)
+	sealed[len(sealed)-1] ^= 0x01
+	kf["data"] = base64.StdEncoding.EncodeToString(sealed)
 	badMAC, _ := json.Marshal(kf)
 
 	for _, tc := range []struct {
