@@ -429,6 +429,9 @@ func validUTF8(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
 // like any other; a sparse file of several GB takes neither GBs of
 // repository nor minutes, and comes back sparse.
 func TestBadInputSpecialFiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: reads a sparse file of several GB")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("device files need root")
 	}
@@ -673,6 +676,9 @@ func TestBadInputPermissionDenied(t *testing.T) {
 // unreadable), every file it stored is one the source really held, and the
 // repository stays valid.
 func TestBadInputChangingFiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
 	rounds := 3
 	if testenv.Long() {
 		rounds = 20
