@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -203,4 +205,44 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// The agent reads the repository password as escrow's commands do, up to
+// 16 MiB: a repository made with a 1 MiB password opens in the agent too.
+// A secret file whose first line is longer than its bound is refused, not
+// cut short (which would make another secret).
+func TestBadInputLongSecrets(t *testing.T) {
+	dir := fixture(t)
+	long := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
+	for _, tc := range []struct {
+		name, file, content string
+		wantErr             bool
+	}{
+		{"1 MiB password", "password", long + "\n", false},
+		{"1 MiB password without newline", "password", long, false},
+		{"17 MiB password", "password", strings.Repeat(long, 17), true},
+		{"1 MiB S3 secret", "s3.secret", long + "\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for name, content := range map[string]string{"password": secretText + "\n", "s3.secret": secretText + "\n", tc.file: tc.content} {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c, err := load(t, dir, head+site+"s3:\n  access_key_id: AKIA1\n  secret_access_key_file: {dir}/s3.secret\n")
+			if tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "longer than") {
+					t.Fatalf("want a refusal naming the length, got %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			pw, err := c.Password()
+			if err != nil || pw != long {
+				t.Fatalf("password of %d bytes, want %d (%v)", len(pw), len(long), err)
+			}
+		})
+	}
 }

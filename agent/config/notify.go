@@ -143,7 +143,7 @@ func (c *Config) MetricsAddress() string {
 
 // WebhookURL reads the URL of webhook i from its file.
 func (c *Config) WebhookURL(i int) (string, error) {
-	u, err := readSecret(c.Notify.Webhooks[i].URLFile, "webhook URL")
+	u, err := readSecret(c.Notify.Webhooks[i].URLFile, "webhook URL", maxSecret)
 	if err != nil {
 		return "", fmt.Errorf("notify.webhooks[%d].url_file: %w", i, err)
 	}
@@ -155,7 +155,7 @@ func (c *Config) EmailPassword() (string, error) {
 	if c.Notify.Email.PasswordFile == "" {
 		return "", nil
 	}
-	pw, err := readSecret(c.Notify.Email.PasswordFile, "SMTP password")
+	pw, err := readSecret(c.Notify.Email.PasswordFile, "SMTP password", maxSecret)
 	if err != nil {
 		return "", fmt.Errorf("notify.email.password_file: %w", err)
 	}

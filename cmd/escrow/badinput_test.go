@@ -148,6 +148,7 @@ func TestBadInputPasswords(t *testing.T) {
 		{"empty environment", []string{"ESCROW_PASSWORD_FILE=", "ESCROW_PASSWORD="}, exitUsage, []string{"no password", "ESCROW_PASSWORD_FILE"}},
 		{"file missing", []string{"ESCROW_PASSWORD_FILE=" + missing}, exitUsage, []string{missing, "no such file"}},
 		{"file is a directory", []string{"ESCROW_PASSWORD_FILE=" + tmp}, exitUsage, []string{tmp, "is a directory"}},
+		{"file is endless", []string{"ESCROW_PASSWORD_FILE=/dev/zero"}, exitUsage, []string{"/dev/zero", "larger than 16 MiB"}},
 		{"huge wrong", []string{"ESCROW_PASSWORD_FILE=" + writePassword(t, strings.Repeat("x", 1<<20))}, exitWrongPass, []string{"wrong password"}},
 	}
 	for _, tc := range cases {

@@ -407,10 +407,23 @@ func prompt(in *os.File, out io.Writer, msg string) (string, error) {
 	return string(b), nil
 }
 
+// maxPasswordFile bounds what is read as a password: far above any real
+// one (a 1 MiB password works), low enough that pointing at the wrong
+// file (a dump, /dev/zero) fails at once instead of filling memory.
+const maxPasswordFile = 16 << 20
+
 func readPasswordFile(name string) (string, error) {
-	b, err := os.ReadFile(name)
+	f, err := os.Open(name)
 	if err != nil {
 		return "", usageError(fmt.Errorf("password file: %w", err))
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxPasswordFile+1))
+	if err != nil {
+		return "", usageError(fmt.Errorf("password file: %w", err))
+	}
+	if len(b) > maxPasswordFile {
+		return "", usageError(fmt.Errorf("password file %s is larger than %d MiB: is it the right file?", name, maxPasswordFile>>20))
 	}
 	p := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
 	if p == "" {
