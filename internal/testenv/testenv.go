@@ -175,7 +175,3 @@ func removeBucket(t testing.TB, c *minio.Client, name string) {
 		t.Logf("remove test bucket %s: %v", name, err)
 	}
 }
-
-// Long reports whether the long tier runs (ESCROW_TIER=long): the same
-// tests at larger counts and sizes.
-func Long() bool { return os.Getenv("ESCROW_TIER") == "long" }
