@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/escrow-backup/escrow/agent/watch"
@@ -138,6 +139,8 @@ type Agent struct {
 	mu          sync.Mutex // guards status
 	status      Status
 	lastWritten time.Time
+	// statusFailing: the last status write failed (logged once per episode).
+	statusFailing bool
 
 	loadIndex func(context.Context) error
 	lock      repoLock // held for the agent's lifetime; see repolock.go
@@ -660,8 +663,21 @@ func (a *Agent) writeStatus() {
 	st.Sources = append([]SourceStatus(nil), a.status.Sources...)
 	st.Jobs = append([]JobStatus(nil), a.status.Jobs...)
 	a.mu.Unlock()
-	if err := WriteStatus(a.opts.StateDir, &st); err != nil {
-		a.log.Warn("cannot write the status file", "err", err)
+	err := WriteStatus(a.opts.StateDir, &st)
+	a.mu.Lock()
+	failing := a.statusFailing
+	a.statusFailing = err != nil
+	a.mu.Unlock()
+	switch {
+	case err != nil && errors.Is(err, syscall.ENOSPC):
+		// Once per episode: the next status write is seconds away.
+		if !failing {
+			a.log.Error(fmt.Sprintf("disk full: the state directory %s has no space left; backups go on, but `escrow status` shows the last status written until space is freed there (or state_dir is moved)", a.opts.StateDir), "state_dir", a.opts.StateDir, "err", err)
+		}
+	case err != nil:
+		a.log.Warn("cannot write the status file", "state_dir", a.opts.StateDir, "err", err)
+	case failing:
+		a.log.Info("the status file is written again", "state_dir", a.opts.StateDir)
 	}
 }
 

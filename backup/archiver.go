@@ -196,7 +196,7 @@ func (a *archiver) saveEntry(ctx context.Context, path, name string, fi fs.FileI
 	case repo.NodeSymlink:
 		target, err := os.Readlink(path)
 		if err != nil {
-			a.fileError(path, err)
+			a.unreadable(path, err)
 			return nil, nil, nil
 		}
 		node.LinkTarget = target
@@ -257,13 +257,13 @@ func (a *archiver) reportRemoved(dir string, ptree *repo.Tree, now []*repo.Node)
 func (a *archiver) saveDir(ctx context.Context, path string, parentTree *repo.ID, rootDev uint64) (repo.ID, bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		a.fileError(path, err)
+		a.unreadable(path, err)
 		return repo.ID{}, false, nil
 	}
 	names, err := f.Readdirnames(-1)
 	f.Close()
 	if err != nil {
-		a.fileError(path, err)
+		a.unreadable(path, err)
 		return repo.ID{}, false, nil
 	}
 	sort.Strings(names)
@@ -366,6 +366,20 @@ func (a *archiver) countDir(pnode *repo.Node, id repo.ID) {
 		a.res.Summary.DirsChanged++
 	}
 	a.progress.Dirs++
+}
+
+// unreadable reports an entry that could not be read, unless it was
+// deleted since its directory was listed: then it is simply not in the
+// snapshot, as if the backup had started a moment later.
+func (a *archiver) unreadable(path string, err error) {
+	if errors.Is(err, fs.ErrNotExist) {
+		a.mu.Lock()
+		a.res.Vanished++
+		a.mu.Unlock()
+		a.opts.Logger.Info("deleted before it could be read; left out", "path", path)
+		return
+	}
+	a.fileError(path, err)
 }
 
 func (a *archiver) fileError(path string, err error) {

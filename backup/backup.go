@@ -18,7 +18,9 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/escrow-backup/escrow/repo"
 )
@@ -170,11 +172,38 @@ func (o *Options) fill() {
 
 // FindParent returns the newest snapshot with the same host and paths, or nil.
 func FindParent(snaps []*repo.Snapshot, host string, paths []string) *repo.Snapshot {
-	sn, err := repo.FindSnapshot(snaps, "latest", repo.SnapshotFilter{Hosts: []string{host}, Paths: paths})
+	stored := make([]string, len(paths))
+	for i, p := range paths {
+		stored[i] = asStored(p)
+	}
+	sn, err := repo.FindSnapshot(snaps, "latest", repo.SnapshotFilter{Hosts: []string{host}, Paths: stored})
 	if err != nil {
 		return nil
 	}
 	return sn
+}
+
+// asStored is p as a snapshot's paths read back: the snapshot is JSON (as
+// restic's), which carries each byte of a path that is not UTF-8 as
+// U+FFFD. Without this a directory with such a name would never find its
+// parent snapshot and be read in full every time. Two paths that differ only
+// in such bytes may pick each other's snapshot as parent; that costs reads,
+// never correctness, as files are matched by their exact names in the trees.
+func asStored(p string) string {
+	if utf8.ValidString(p) {
+		return p
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); {
+		r, n := utf8.DecodeRuneInString(p[i:])
+		if r == utf8.RuneError && n == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(p[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // newSnapshot fills the fields every snapshot gets.

@@ -135,6 +135,7 @@ func searchKey(ctx context.Context, fb *fallback, password string) (*Key, ID, er
 		return nil, ID{}, fmt.Errorf("no key files in %s: %w", be.Location(), remote.ErrNotFound)
 	}
 	var lastErr error = ErrWrongPassword
+	tried, damaged := 0, 0
 	for i, name := range names {
 		if i >= maxKeysTried {
 			break
@@ -142,6 +143,8 @@ func searchKey(ctx context.Context, fb *fallback, password string) (*Key, ID, er
 		kf, id, err := loadKeyFile(ctx, fb, name)
 		switch {
 		case errors.Is(err, ErrCorrupt):
+			tried++
+			damaged++
 			lastErr = err
 			continue
 		case err != nil && id.IsNull():
@@ -149,6 +152,7 @@ func searchKey(ctx context.Context, fb *fallback, password string) (*Key, ID, er
 		case err != nil:
 			return nil, ID{}, err
 		}
+		tried++
 		k, err := kf.open(password)
 		if err == nil {
 			return k, id, nil
@@ -156,6 +160,11 @@ func searchKey(ctx context.Context, fb *fallback, password string) (*Key, ID, er
 		if !errors.Is(err, ErrWrongPassword) {
 			lastErr = fmt.Errorf("key file %s: %w", id.Str(), err)
 		}
+	}
+	// Every key file is damaged: no password could open the repository,
+	// and saying "wrong password" would send the owner looking for another.
+	if tried > 0 && damaged == tried {
+		return nil, ID{}, fmt.Errorf("no usable key in %s: every key file is damaged (%v); the password cannot be checked: put back an intact copy of the keys/ folder, e.g. from an older version of the bucket (see `escrow restore --as-of`)", be.Location(), lastErr)
 	}
 	if errors.Is(lastErr, ErrWrongPassword) {
 		return nil, ID{}, ErrWrongPassword

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Node types, as restic names them.
@@ -134,6 +136,39 @@ func validName(name string) error {
 		if name[i] == '/' || name[i] == 0 {
 			return fmt.Errorf("invalid node name %q", name)
 		}
+	}
+	return nil
+}
+
+// MarshalJSON writes the node as restic does. A file name is any byte string
+// but a JSON string holds only valid UTF-8 (encoding/json would replace the
+// rest with U+FFFD), so the name is stored in Go's quoted form without the
+// quotes: "caf\xe9", "a\nb". restic reads every name through strconv.Unquote,
+// so a name with a quote, a backslash or a newline stored any other way
+// would make restic fail on the whole tree. A link target that is not valid
+// UTF-8 also goes into linktarget_raw as base64 bytes (restic 0.17 and
+// later read that field; older ones see the mangled linktarget).
+func (n *Node) MarshalJSON() ([]byte, error) {
+	type plain Node
+	nj := plain(*n)
+	q := strconv.Quote(n.Name)
+	nj.Name = q[1 : len(q)-1]
+	if nj.LinkTargetRaw == nil && !utf8.ValidString(n.LinkTarget) {
+		nj.LinkTargetRaw = []byte(n.LinkTarget)
+	}
+	return json.Marshal(&nj)
+}
+
+// UnmarshalJSON reads a node written by MarshalJSON or by restic. A name
+// that does not unquote was written raw by an escrow before names were
+// quoted; it is taken as it stands.
+func (n *Node) UnmarshalJSON(data []byte) error {
+	type plain Node
+	if err := json.Unmarshal(data, (*plain)(n)); err != nil {
+		return err
+	}
+	if name, err := strconv.Unquote(`"` + n.Name + `"`); err == nil {
+		n.Name = name
 	}
 	return nil
 }

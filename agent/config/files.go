@@ -77,7 +77,11 @@ func checkSecretFile(p *problems, field, path, what string) {
 		p.at(field, "%s can be read by every user of this machine (mode %04o); run: chmod 600 %s", path, fi.Mode().Perm(), path)
 		return
 	}
-	if _, err := readSecret(path, what); err != nil {
+	limit := maxSecret
+	if field == "password_file" {
+		limit = maxPassword
+	}
+	if _, err := readSecret(path, what, limit); err != nil {
 		p.at(field, "%v", err)
 	}
 }
@@ -184,24 +188,33 @@ func fileProblem(err error) string {
 }
 
 // maxSecret bounds how much of a secret file is read, in case the field
-// names a large file by mistake.
-const maxSecret = 64 << 10
+// names a large file by mistake. The repository password may be longer:
+// escrow's commands accept up to maxPassword, and a repository made with a
+// long password must open in the agent too.
+const (
+	maxSecret   = 64 << 10
+	maxPassword = 16 << 20
+)
 
-// readSecret returns the first line of a secret file. Errors name the file
-// and never hold its contents.
-func readSecret(path, what string) (string, error) {
+// readSecret returns the first line of a secret file, of at most limit
+// bytes. Errors name the file and never hold its contents.
+func readSecret(path, what string, limit int) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("%s %s", path, fileProblem(err))
 	}
 	defer f.Close()
-	line, err := bufio.NewReader(io.LimitReader(f, maxSecret)).ReadString('\n')
+	line, err := bufio.NewReader(io.LimitReader(f, int64(limit)+1)).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
 		return "", fmt.Errorf("%s cannot be read: %v", path, err)
+	}
+	// Cutting the line short would make another secret, silently.
+	if len(strings.TrimSuffix(line, "\n")) > limit {
+		return "", fmt.Errorf("%s: the first line is longer than %d KiB; is it the right file?", path, limit>>10)
 	}
 	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
 	if line == "" {
@@ -212,7 +225,7 @@ func readSecret(path, what string) (string, error) {
 
 // Password reads the repository password: the first line of password_file.
 func (c *Config) Password() (string, error) {
-	pw, err := readSecret(c.PasswordFile, "repository password")
+	pw, err := readSecret(c.PasswordFile, "repository password", maxPassword)
 	if err != nil {
 		return "", fmt.Errorf("password_file: %w", err)
 	}
@@ -225,7 +238,7 @@ func (db *Database) Password() (string, error) {
 	if db.PasswordFile == "" {
 		return "", nil
 	}
-	pw, err := readSecret(db.PasswordFile, "database password")
+	pw, err := readSecret(db.PasswordFile, "database password", maxSecret)
 	if err != nil {
 		return "", fmt.Errorf("database %s: password_file: %w", db.Name, err)
 	}
@@ -250,7 +263,7 @@ func (c *Config) S3Config(getenv func(string) string) (s3.Config, error) {
 		cfg.KeyID = getenv("AWS_ACCESS_KEY_ID")
 	}
 	if f := c.S3.SecretAccessKeyFile; f != "" {
-		if cfg.Secret, err = readSecret(f, "S3 secret access key"); err != nil {
+		if cfg.Secret, err = readSecret(f, "S3 secret access key", maxSecret); err != nil {
 			return s3.Config{}, fmt.Errorf("s3.secret_access_key_file: %w", err)
 		}
 	} else {
@@ -258,7 +271,7 @@ func (c *Config) S3Config(getenv func(string) string) (s3.Config, error) {
 		cfg.SessionToken = getenv("AWS_SESSION_TOKEN")
 	}
 	if f := c.S3.SessionTokenFile; f != "" {
-		if cfg.SessionToken, err = readSecret(f, "S3 session token"); err != nil {
+		if cfg.SessionToken, err = readSecret(f, "S3 session token", maxSecret); err != nil {
 			return s3.Config{}, fmt.Errorf("s3.session_token_file: %w", err)
 		}
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -87,7 +88,7 @@ func (d *decoder) validateNotify(c *Config) {
 			d.at("notify.email.server", "missing; give the SMTP server as host:port (e.g. smtp.example.com:587), or remove the other email fields")
 		}
 	default:
-		if _, port, err := net.SplitHostPort(e.Server); err != nil || port == "" {
+		if _, port, err := net.SplitHostPort(e.Server); err != nil || !validPort(port) {
 			d.at("notify.email.server", "%q is not host:port; write it like smtp.example.com:587 (STARTTLS) or smtp.example.com:465 (tls: tls)", e.Server)
 		}
 		if e.From == "" && !d.bad["notify.email.from"] {
@@ -110,10 +111,18 @@ func (d *decoder) validateNotify(c *Config) {
 		}
 	}
 	if l := c.MetricsListen; l != "" && !d.bad["metrics_listen"] {
-		if _, port, err := net.SplitHostPort(l); err != nil || port == "" {
+		if _, port, err := net.SplitHostPort(l); err != nil || !validPort(port) {
 			d.at("metrics_listen", "%q is not [HOST]:PORT; write it like 127.0.0.1:9310 (or :9310, which also means 127.0.0.1)", l)
 		}
 	}
+}
+
+// validPort reports whether port is a TCP port number, 1 to 65535. A name
+// ("smtp") or a number out of range would only fail when the agent first
+// dials or listens, far from the line that caused it.
+func validPort(port string) bool {
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535
 }
 
 // MetricsAddress is the address the metrics endpoint listens on: a
@@ -134,7 +143,7 @@ func (c *Config) MetricsAddress() string {
 
 // WebhookURL reads the URL of webhook i from its file.
 func (c *Config) WebhookURL(i int) (string, error) {
-	u, err := readSecret(c.Notify.Webhooks[i].URLFile, "webhook URL")
+	u, err := readSecret(c.Notify.Webhooks[i].URLFile, "webhook URL", maxSecret)
 	if err != nil {
 		return "", fmt.Errorf("notify.webhooks[%d].url_file: %w", i, err)
 	}
@@ -146,7 +155,7 @@ func (c *Config) EmailPassword() (string, error) {
 	if c.Notify.Email.PasswordFile == "" {
 		return "", nil
 	}
-	pw, err := readSecret(c.Notify.Email.PasswordFile, "SMTP password")
+	pw, err := readSecret(c.Notify.Email.PasswordFile, "SMTP password", maxSecret)
 	if err != nil {
 		return "", fmt.Errorf("notify.email.password_file: %w", err)
 	}

@@ -115,7 +115,28 @@ func (o *globalOptions) openBackend(ctx context.Context, create bool) (remote.Ba
 		}
 	}
 	st := store{addr: addr, s3: func() (s3.Config, error) { return o.s3Config(addr) }, asOf: at}
+	if off, err := o.testClockOffset(); err != nil {
+		return nil, err
+	} else if off != 0 {
+		st.s3opts = append(st.s3opts, s3.WithClockOffset(off))
+	}
 	return openStore(ctx, st, create, o.retryOptions())
+}
+
+// testClockOffset reads ESCROW_TEST_CLOCK_OFFSET, a duration by which S3
+// requests are signed off the real time. It exists for the tests of clock
+// skew: Go binaries ignore libfaketime, and the store must see a wrong
+// clock for real.
+func (o *globalOptions) testClockOffset() (time.Duration, error) {
+	v := o.env.getenv("ESCROW_TEST_CLOCK_OFFSET")
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, usageError(fmt.Errorf("ESCROW_TEST_CLOCK_OFFSET: %w", err))
+	}
+	return d, nil
 }
 
 // s3Config returns the settings for the s3: address addr: credentials and
@@ -386,10 +407,23 @@ func prompt(in *os.File, out io.Writer, msg string) (string, error) {
 	return string(b), nil
 }
 
+// maxPasswordFile bounds what is read as a password: far above any real
+// one (a 1 MiB password works), low enough that pointing at the wrong
+// file (a dump, /dev/zero) fails at once instead of filling memory.
+const maxPasswordFile = 16 << 20
+
 func readPasswordFile(name string) (string, error) {
-	b, err := os.ReadFile(name)
+	f, err := os.Open(name)
 	if err != nil {
 		return "", usageError(fmt.Errorf("password file: %w", err))
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxPasswordFile+1))
+	if err != nil {
+		return "", usageError(fmt.Errorf("password file: %w", err))
+	}
+	if len(b) > maxPasswordFile {
+		return "", usageError(fmt.Errorf("password file %s is larger than %d MiB: is it the right file?", name, maxPasswordFile>>20))
 	}
 	p := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
 	if p == "" {

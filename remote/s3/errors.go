@@ -116,10 +116,14 @@ func (b *Backend) classifyResponse(op string, er minio.ErrorResponse, mk func(er
 		return mk(remote.ErrPermanent, "invalid bucket name %q (check the address %s)", b.cfg.Bucket, b.cfg.Location())
 	case minio.AllAccessDisabled:
 		return mk(remote.ErrPermanent, "all access to bucket %q is disabled (the account or bucket owner must re-enable it)", b.cfg.Bucket)
-	case "ExpiredToken", "InvalidToken", "TokenRefreshRequired":
+	case "ExpiredToken", "InvalidToken", "InvalidTokenId", "TokenRefreshRequired":
 		return mk(remote.ErrPermanent, "the session token for access key ID %q is expired or invalid (refresh AWS_SESSION_TOKEN)", key)
 	case minio.RequestTimeTooSkewed:
-		return mk(remote.ErrPermanent, "this computer's clock differs too much from the server's (sync it, e.g. enable NTP)")
+		off := b.clock.describe()
+		if off == "" {
+			off = "this computer's clock differs too much from the server's"
+		}
+		return mk(remote.ErrPermanent, "%s, and the server refuses requests signed at a time that far off: fix the clock (enable NTP, e.g. `timedatectl set-ntp true`, or run chronyd or ntpd)", off)
 	case minio.InvalidRange:
 		return mk(remote.ErrPermanent, "requested range is beyond the end of the object")
 	case minio.InvalidArgument, minio.EntityTooLarge, minio.MethodNotAllowed, minio.NotImplemented, "XMinioInvalidObjectName":

@@ -39,6 +39,9 @@ type Backend struct {
 	transport *http.Transport
 	// lock is the Object Lock retention Create sets up; nil: none asked.
 	lock *Retention
+	// clock notes how far our clock is from the server's when a request
+	// is refused, for the clock skew error.
+	clock *clockWatch
 }
 
 var _ remote.Backend = (*Backend)(nil)
@@ -51,6 +54,8 @@ type options struct {
 	rootCAs   *x509.CertPool
 	limiter   *remote.Limiter
 	lock      *Retention
+	// clockOffset moves the clock requests are signed with (tests only).
+	clockOffset time.Duration
 }
 
 // WithTransport replaces the HTTP transport, e.g. to inject faults in tests.
@@ -159,7 +164,11 @@ func connect(cfg Config, opts []Option) (*Backend, error) {
 		b.transport = newTransport(cfg.UseHTTPS, o.rootCAs)
 		rt = b.transport
 	}
-	rt = o.limiter.RoundTripper(rt)
+	if o.clockOffset != 0 {
+		rt = &resigner{rt: rt, offset: o.clockOffset, keyID: cfg.KeyID, secret: cfg.Secret, region: cfg.Region}
+	}
+	b.clock = &clockWatch{rt: rt, offset: o.clockOffset}
+	rt = o.limiter.RoundTripper(b.clock)
 	rt = midUploadTransport(rt)
 	client, err := minio.New(cfg.Endpoint, &minio.Options{
 		Creds:      credentials.NewStaticV4(cfg.KeyID, cfg.Secret, cfg.SessionToken),
