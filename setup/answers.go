@@ -28,10 +28,15 @@ type Answers struct {
 	// directory.
 	Repository string `yaml:"repository"`
 	S3         S3     `yaml:"s3"`
-	// ObjectLock asks for a bucket with Object Lock (WORM) retention. It is
-	// passed to the store check; see the "doctor verdict" call site in
-	// cmd/escrow/cmd_setup.go.
+	// ObjectLock asks for a bucket with versioning, Object Lock (WORM) and
+	// a default retention: setup creates the bucket so, or accepts one
+	// that already is exactly so, and refuses any other.
 	ObjectLock bool `yaml:"object_lock"`
+	// ObjectLockRetention is how long each version is kept ("30d", "1y");
+	// empty: DefaultRetention.
+	ObjectLockRetention string `yaml:"object_lock_retention"`
+	// ObjectLockMode is governance or compliance; empty: DefaultLockMode.
+	ObjectLockMode string `yaml:"object_lock_mode"`
 	// Password is the repository password. Empty: an existing password
 	// file is kept, else a new password is generated on this host.
 	Password string `yaml:"password"`
@@ -49,6 +54,29 @@ type Answers struct {
 	FirstBackup *bool `yaml:"first_backup"`
 	// StateDir is the agent's state directory; empty: the default.
 	StateDir string `yaml:"state_dir"`
+}
+
+// The default retention of a bucket setup creates with Object Lock.
+// Governance rather than compliance: the host's credential can shorten
+// neither, and the owner (with the bypass right) can still remove a
+// customer's data when the contract ends, which compliance forbids even to
+// the owner until the retention runs out.
+const (
+	DefaultRetention = "30d"
+	DefaultLockMode  = "governance"
+)
+
+// Retention returns the retention period and mode the answers ask for,
+// with the defaults filled in.
+func (a *Answers) Retention() (period, mode string) {
+	period, mode = a.ObjectLockRetention, a.ObjectLockMode
+	if period == "" {
+		period = DefaultRetention
+	}
+	if mode == "" {
+		mode = DefaultLockMode
+	}
+	return period, mode
 }
 
 // S3 is the credential for an s3: repository. The secret is written to a

@@ -70,6 +70,16 @@ func askStore(ctx context.Context, t Terminal, a *Answers, check CheckStore) err
 			if a.ObjectLock, err = AskYesNo(t, "Use a bucket with Object Lock", a.ObjectLock); err != nil {
 				return err
 			}
+			if a.ObjectLock {
+				period, mode := a.Retention()
+				if a.ObjectLockRetention, err = AskDefault(t, "Keep each version for (days or years, e.g. 30d, 1y)", period); err != nil {
+					return err
+				}
+				t.Say("Governance mode lets credentials with the bypass right (the owner's) remove versions early;\ncompliance mode lets no one, not even the owner, until the retention ends.\n")
+				if a.ObjectLockMode, err = AskDefault(t, "Retention mode (governance or compliance)", mode); err != nil {
+					return err
+				}
+			}
 		} else if !filepath.IsAbs(repo) {
 			t.Say("A directory must be an absolute path (starting with /).\n")
 			continue

@@ -258,6 +258,7 @@ func TestInterviewAsksAgainWhileTheStoreFails(t *testing.T) {
 	term := &scripted{answers: []string{
 		"s3:https://wrong.example/b", "AKID", "secret", "", "n", // refused
 		"s3:https://right.example/b", "", "", "eu-west-1", "y", // the key ID and secret stay
+		"7d", "", // retention, default mode
 		"y", "", // the site, default excludes
 		"/srv/extra", // another directory
 		"y",          // its database
@@ -280,7 +281,7 @@ func TestInterviewAsksAgainWhileTheStoreFails(t *testing.T) {
 	if !slices.Equal(checked, []string{"s3:https://wrong.example/b AKID secret", "s3:https://right.example/b AKID secret"}) {
 		t.Errorf("checked %q", checked)
 	}
-	if a.S3.Region != "eu-west-1" || !a.ObjectLock || a.Kit.File != "/root/kit.txt" || On(a.Kit.IncludeCredentials, true) {
+	if a.S3.Region != "eu-west-1" || !a.ObjectLock || a.ObjectLockRetention != "7d" || a.ObjectLockMode != DefaultLockMode || a.Kit.File != "/root/kit.txt" || On(a.Kit.IncludeCredentials, true) {
 		t.Errorf("answers %+v", a)
 	}
 	if len(a.Sources) != 2 || a.Sources[1].Path != "/srv/extra" || len(a.Databases) != 1 {

@@ -145,18 +145,6 @@ func openOrInitRepo(ctx context.Context, g *globalOptions, f *setupFiles) (*kitR
 	return sr, nil
 }
 
-// setupDoctorVerdict is the "doctor verdict" call site's body until escrow
-// doctor is merged: it says what is not checked yet rather than guess.
-func setupDoctorVerdict(g *globalOptions, a *setup.Answers) {
-	if a.ObjectLock {
-		g.printf("Object Lock was asked for: run escrow doctor to see whether the bucket keeps every version and for how many days.\n")
-		return
-	}
-	if strings.HasPrefix(a.Repository, "s3:") {
-		g.printf("Without Object Lock, whoever holds this server's S3 credential can delete the backups; escrow doctor explains how to protect them.\n")
-	}
-}
-
 // deliverSetupKit writes the recovery kit where the answers say, shows it
 // on a terminal t (nil: unattended), and records it as stored off the server
 // when the owner says so, or when the preseed's command took it.

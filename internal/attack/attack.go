@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/lifecycle"
 
 	"github.com/escrow-backup/escrow/repo"
 )
@@ -48,7 +49,11 @@ const (
 // (with a credential that lacks the rights, every attempt is one).
 type Result struct {
 	DeleteMarkers, Overwrites, Uploads int
-	Errors                             []error
+	// Deletes counts versions removed for good, Shortened retentions
+	// moved earlier, Lifecycle expiry rules set: with Object Lock in
+	// force all three stay 0 for every credential but root's bypass.
+	Deletes, Shortened, Lifecycle int
+	Errors                        []error
 }
 
 func (r *Result) add(err error, n *int) {
@@ -243,13 +248,113 @@ func (a Target) Everything(ctx context.Context, n int, tree repo.ID, paths []str
 	}
 	for _, step := range steps {
 		r, err := step()
-		sum.DeleteMarkers += r.DeleteMarkers
-		sum.Overwrites += r.Overwrites
-		sum.Uploads += r.Uploads
-		sum.Errors = append(sum.Errors, r.Errors...)
+		sum.Sum(r)
 		if err != nil {
 			return sum, err
 		}
 	}
 	return sum, nil
+}
+
+// Version is one stored version of an object, as listed with the root
+// credential: what must survive every attack within the retention.
+type Version struct {
+	Key, VersionID, ETag string
+}
+
+// Versions lists every stored version (delete markers left out) below the
+// prefix with c, whatever credential the attack uses.
+func (a Target) Versions(ctx context.Context, c *minio.Client) ([]Version, error) {
+	prefix := ""
+	if a.Prefix != "" {
+		prefix = a.Prefix + "/"
+	}
+	var out []Version
+	for obj := range c.ListObjects(ctx, a.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true, WithVersions: true}) {
+		if obj.Err != nil {
+			return nil, fmt.Errorf("list versions below %q: %w", prefix, obj.Err)
+		}
+		if !obj.IsDeleteMarker {
+			out = append(out, Version{Key: obj.Key, VersionID: obj.VersionID, ETag: obj.ETag})
+		}
+	}
+	return out, nil
+}
+
+// DeleteVersions tries to delete every stored version for good, with
+// bypass also sending the governance bypass header. Object Lock refuses it
+// within the retention whatever the credential, except root's bypass in
+// governance mode; Refused counts in Errors.
+func (a Target) DeleteVersions(ctx context.Context, bypass bool) (Result, error) {
+	var res Result
+	vs, err := a.Versions(ctx, a.Client)
+	if err != nil {
+		// A credential without the right to list versions is refused
+		// here already: one refusal, nothing deleted.
+		res.Errors = append(res.Errors, err)
+		return res, nil
+	}
+	for _, v := range vs {
+		err := a.Client.RemoveObject(ctx, a.Bucket, v.Key, minio.RemoveObjectOptions{VersionID: v.VersionID, GovernanceBypass: bypass})
+		if err != nil {
+			err = fmt.Errorf("delete version %s of %s: %w", v.VersionID, v.Key, err)
+		}
+		res.add(err, &res.Deletes)
+	}
+	return res, nil
+}
+
+// ShortenRetention tries to move every version's retain-until date to a
+// second from now in governance mode (which shortens a compliance
+// retention too, and would let a later bypass delete it), with bypass
+// also sending the governance bypass header.
+func (a Target) ShortenRetention(ctx context.Context, bypass bool) (Result, error) {
+	var res Result
+	vs, err := a.Versions(ctx, a.Client)
+	if err != nil {
+		res.Errors = append(res.Errors, err)
+		return res, nil
+	}
+	mode := minio.Governance
+	for _, v := range vs {
+		until := time.Now().Add(time.Second)
+		err := a.Client.PutObjectRetention(ctx, a.Bucket, v.Key, minio.PutObjectRetentionOptions{
+			VersionID: v.VersionID, Mode: &mode, RetainUntilDate: &until, GovernanceBypass: bypass})
+		if err != nil {
+			err = fmt.Errorf("shorten the retention of version %s of %s: %w", v.VersionID, v.Key, err)
+		}
+		res.add(err, &res.Shortened)
+	}
+	return res, nil
+}
+
+// ExpireByLifecycle tries to give the bucket a lifecycle rule that expires
+// every object and every older version after a day: deletion by the
+// store itself instead of by the attacker.
+func (a Target) ExpireByLifecycle(ctx context.Context) (Result, error) {
+	var res Result
+	cfg := lifecycle.NewConfiguration()
+	cfg.Rules = []lifecycle.Rule{{
+		ID: "attack", Status: "Enabled",
+		RuleFilter:                  lifecycle.Filter{Prefix: a.Prefix},
+		Expiration:                  lifecycle.Expiration{Days: 1},
+		NoncurrentVersionExpiration: lifecycle.NoncurrentVersionExpiration{NoncurrentDays: 1},
+	}}
+	err := a.Client.SetBucketLifecycle(ctx, a.Bucket, cfg)
+	if err != nil {
+		err = fmt.Errorf("set a lifecycle rule on %s: %w", a.Bucket, err)
+	}
+	res.add(err, &res.Lifecycle)
+	return res, nil
+}
+
+// Sum adds r to s.
+func (s *Result) Sum(r Result) {
+	s.DeleteMarkers += r.DeleteMarkers
+	s.Overwrites += r.Overwrites
+	s.Uploads += r.Uploads
+	s.Deletes += r.Deletes
+	s.Shortened += r.Shortened
+	s.Lifecycle += r.Lifecycle
+	s.Errors = append(s.Errors, r.Errors...)
 }
