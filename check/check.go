@@ -241,7 +241,7 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Report, error)
 	c.packFindings(packs, reads, byPack)
 	if c.unchecked > 0 {
 		// The first finding is the index problem that made them uncheckable.
-		c.findings[0].Err = fmt.Errorf("%w (%d references to blobs no loaded index lists were not checked)", c.findings[0].Err, c.unchecked)
+		c.findings[0].Err = fmt.Errorf("%w (%d blobs the snapshots need are in no index that loaded: the files and folders listed need them, and restore cannot find them until the index is whole)", c.findings[0].Err, c.unchecked)
 	}
 	if err := c.fillAffected(ctx, snaps); err != nil {
 		return nil, err
@@ -286,8 +286,8 @@ func (c *checker) loadIndex(ctx context.Context) error {
 		return err
 	}
 	c.indexIncomplete = true
-	const fix = "the blobs and packs it lists look missing to backup, restore and this check, so missing blobs and orphan packs were not reported; " +
-		"if the error persists the index must be rebuilt from the packs"
+	const fix = "the blobs and packs it lists look missing to backup, restore and this check: the files and folders listed cannot be restored until it loads, " +
+		"and missing blobs and orphan packs were not reported separately; if the error persists the index must be rebuilt from the packs"
 	sort.Slice(ids, func(i, j int) bool { return ids[i].String() < ids[j].String() })
 	named := 0
 	for _, id := range ids {

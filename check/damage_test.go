@@ -183,6 +183,12 @@ func TestDamagedIndexFile(t *testing.T) {
 	if len(rep.Orphans) != 0 {
 		t.Fatalf("packs of the unreadable index reported as orphans: %v", rep.Orphans)
 	}
+	// Restore cannot find what only the damaged file lists: the files
+	// that need it are named.
+	if len(rep.Problems[0].Affected) == 0 {
+		t.Fatalf("the damaged index file's problem lists no affected files: %v", rep.Problems[0])
+	}
+	t.Logf("%v; affects %v", rep.Problems[0], rep.Problems[0].Affected)
 }
 
 // TestTreePackDeleted removes the pack holding the first snapshot's root:

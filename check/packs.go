@@ -184,9 +184,27 @@ func (c *checker) readProgress(p ReadProgress) {
 // when the pack as a whole is damaged, so that only the files needing the
 // blobs that really are lost are reported as affected.
 func (c *checker) readPack(ctx context.Context, id repo.ID, blobs []repo.PackedBlob) *readResult {
-	data, err := remote.LoadAll(ctx, c.r.Backend(), remote.Handle{Type: remote.PackFile, Name: id.String()})
+	h := remote.Handle{Type: remote.PackFile, Name: id.String()}
+	data, err := remote.LoadAll(ctx, c.r.Backend(), h)
 	if err != nil {
 		return &readResult{err: err}
+	}
+	// A pack damaged on the way here (a flaky network or store) reads
+	// sound the second time, damage in storage does not: read it once
+	// more before calling it damaged, so that a flaky read is never
+	// reported as damage. The second read is the one judged.
+	if repo.Hash(data) != id {
+		again, err := remote.LoadAll(ctx, c.r.Backend(), h)
+		switch {
+		case err == nil && repo.Hash(again) == id:
+			c.log.Warn("a pack read for --read-data did not match its name once and was sound when read again (a flaky network or store); not counted as damage",
+				"pack", id.Str())
+			data = again
+		case err == nil:
+			data = again
+		default:
+			c.log.Warn("reading a pack again after it did not match its name failed; judging the first read", "pack", id.Str(), "err", err)
+		}
 	}
 	res := &readResult{hashOK: repo.Hash(data) == id}
 	hdr, err := c.r.Key().DecodePack(data, id)

@@ -121,14 +121,18 @@ func (c *checker) checkTree(ctx context.Context, ref treeRef) treeResult {
 // reportMissing adds one missing-blob problem per blob, naming the first
 // reference found; fillAffected lists them all.
 func (c *checker) reportMissing(m missingRef, seen map[repo.BlobHandle]bool) {
-	if c.indexIncomplete {
-		c.unchecked++
-		return
-	}
 	if seen[m.h] {
 		return
 	}
 	seen[m.h] = true
+	if c.indexIncomplete {
+		// The blob may be listed by the index file that failed to load:
+		// not reported as missing, but restore cannot find it either, so
+		// its users are listed under the index problem (the first finding).
+		c.unchecked++
+		c.findings[0].blobs = append(c.findings[0].blobs, m.h)
+		return
+	}
 	what := "file"
 	if m.h.Type == repo.TreeBlob {
 		what = "folder"

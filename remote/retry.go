@@ -114,7 +114,9 @@ func retry(ctx context.Context, o RetryOptions, location, what string, op func()
 		d := o.Jitter(wait)
 		// Give up now rather than sleep past the budget only to try once more.
 		if elapsed+d > o.MaxElapsed {
-			return fmt.Errorf("gave up after %d attempts over %s: %w", attempt, elapsed.Round(time.Millisecond), err)
+			return fmt.Errorf("gave up after %d attempts over %s: the store at %s stayed unreachable for the whole retry budget of %s "+
+				"(check that it is running and reachable from this host, then run again; escrow's --retry-for flag sets the budget): %w",
+				attempt, elapsed.Round(time.Millisecond), location, o.MaxElapsed, err)
 		}
 		o.Logger.LogAttrs(ctx, slog.LevelWarn, "remote operation failed, will retry",
 			slog.String("op", what), slog.String("location", location),

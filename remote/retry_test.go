@@ -285,7 +285,8 @@ func TestRetryGivesUp(t *testing.T) {
 		t.Fatalf("%v does not wrap the last error", err)
 	}
 	// 0.5+1+2+4+8+16 = 31.5s slept; the next wait (30s) would pass 60s.
-	want := "gave up after 7 attempts over 31.5s: connection reset by peer"
+	want := "gave up after 7 attempts over 31.5s: the store at mem: stayed unreachable for the whole retry budget of 1m0s " +
+		"(check that it is running and reachable from this host, then run again; escrow's --retry-for flag sets the budget): connection reset by peer"
 	if err.Error() != want {
 		t.Errorf("got %q, want %q", err, want)
 	}
@@ -294,6 +295,52 @@ func TestRetryGivesUp(t *testing.T) {
 	}
 	if IsPermanent(err) {
 		t.Error("a spent budget is reported as permanent")
+	}
+}
+
+// TestRetryDefaultBudget rides a store that is down for the default budget's
+// worth of attempts on a fake clock: an outage of 14 minutes is ridden out,
+// one that outlasts 15 minutes ends with the budget in the error. The outage
+// tests in cmd/escrow run real outages of seconds to minutes; this is what
+// covers the 15-minute default.
+func TestRetryDefaultBudget(t *testing.T) {
+	for _, tc := range []struct {
+		down    time.Duration
+		succeed bool
+	}{
+		{14 * time.Minute, true},
+		{16 * time.Minute, false},
+	} {
+		t.Run(tc.down.String(), func(t *testing.T) {
+			clock := &fakeClock{}
+			opts := testOptions(clock, nil)
+			opts.MaxElapsed = 0 // the default
+			m := newMem()
+			start := clock.Now()
+			m.fault = func(string, int) error {
+				if clock.Now().Sub(start) < tc.down {
+					return errTransient
+				}
+				return nil
+			}
+			err := WithRetry(m, opts).Save(ctx, pack, []byte("x"))
+			switch {
+			case tc.succeed && err != nil:
+				t.Fatalf("a %s outage was not ridden out: %v", tc.down, err)
+			case !tc.succeed && (err == nil || !strings.Contains(err.Error(), "retry budget of 15m0s")):
+				t.Fatalf("a %s outage: got %v, want the 15m0s budget spent", tc.down, err)
+			}
+			slept := clock.Now().Sub(start)
+			// The wait between attempts is capped at 30s, so the store is
+			// tried again within 30s of coming back.
+			if tc.succeed && slept > tc.down+30*time.Second {
+				t.Errorf("succeeded %s after the store came back, want at most 30s", slept-tc.down)
+			}
+			if !tc.succeed && slept > 15*time.Minute {
+				t.Errorf("slept %s, past the 15m budget", slept)
+			}
+			t.Logf("outage %s: %d attempts over %s: %v", tc.down, m.count("save"), slept, err)
+		})
 	}
 }
 

@@ -90,6 +90,15 @@ func (f *fallback) load(ctx context.Context, h remote.Handle, offset, length int
 		if err == nil {
 			return nil
 		}
+		// Bytes damaged on the way (a flaky network card, a proxy, a
+		// store's bad disk read) are sound when read again; damage in the
+		// store is not. One more read keeps the first from ever being
+		// taken for the second.
+		if again, rerr := remote.LoadRange(ctx, f.be, h, offset, length); rerr == nil && verify(again) == nil {
+			f.log.Warn("an object read from the store failed verification once and was sound when read again (a flaky network or store)",
+				"object", h.String(), "err", err)
+			return nil
+		}
 	} else if remote.IsNotFound(err) || ctx.Err() != nil || !remote.IsPermanent(err) {
 		// Only an object that is not what was written is looked for in
 		// older versions: a store that stayed unreachable through the

@@ -23,6 +23,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/escrow-backup/escrow/remote"
 	"github.com/escrow-backup/escrow/repo"
 )
 
@@ -151,7 +152,7 @@ func (rs *restorer) included(p string) (bool, bool) {
 
 func (rs *restorer) plan(ctx context.Context, sn *repo.Snapshot) error {
 	inodes := map[[2]uint64]string{}
-	return rs.r.Walk(ctx, *sn.Tree, "", func(p string, n *repo.Node) error {
+	return rs.walk(ctx, *sn.Tree, "", func(p string, n *repo.Node) error {
 		ok, onlyAbove := rs.included(p)
 		if !ok {
 			return repo.ErrSkipDir
@@ -192,6 +193,54 @@ func (rs *restorer) plan(ctx context.Context, sn *repo.Snapshot) error {
 		}
 		return nil
 	})
+}
+
+// walk is repo.Walk, except that a folder whose tree is damaged or
+// missing in the store is reported as failed and passed over: damage costs
+// what is below that folder, not the rest of the snapshot. A root tree that
+// cannot be loaded, a store that stayed unreachable, or an error from fn
+// still ends the walk.
+func (rs *restorer) walk(ctx context.Context, id repo.ID, prefix string, fn repo.WalkFunc) error {
+	t, err := rs.r.LoadTree(ctx, id)
+	if err != nil {
+		if prefix == "" {
+			prefix = "/"
+		}
+		return fmt.Errorf("%s: %w", prefix, err)
+	}
+	for _, n := range t.Nodes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p := path.Join("/", prefix, n.Name)
+		err := fn(p, n)
+		if err == repo.ErrSkipDir {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n.Type != repo.NodeDir {
+			continue
+		}
+		err = rs.walk(ctx, *n.Subtree, p, fn)
+		if err != nil && ctx.Err() == nil && lost(err) {
+			rs.fail(filepath.Join(rs.opts.Target, filepath.FromSlash(p)),
+				fmt.Errorf("nothing below this folder can be restored from this snapshot: %w (run `escrow check --read-data`)", err))
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lost reports whether err means the stored tree is wrong or gone (it does
+// not verify, is in no index, or its pack is missing or too short to hold
+// it) rather than that the store could not be reached through the retries.
+func lost(err error) bool {
+	return errors.Is(err, repo.ErrCorrupt) || errors.Is(err, repo.ErrMissing) || remote.IsPermanent(err)
 }
 
 func (rs *restorer) fail(p string, err error) {

@@ -269,3 +269,55 @@ func TestRestoreAllocatesLittlePerPack(t *testing.T) {
 }
 
 func mib(n uint64) float64 { return float64(n) / (1 << 20) }
+
+// TestRestorePassesOverDamagedFolder damages the tree of one folder: the
+// restore reports that folder and still restores everything else.
+func TestRestorePassesOverDamagedFolder(t *testing.T) {
+	ctx := context.Background()
+	r, sn, src, repoDir := setup(t)
+	node, err := r.FindNode(ctx, sn, filepath.Join(src, "da"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, ok := r.Index().Lookup(repo.BlobHandle{ID: *node.Subtree, Type: repo.TreeBlob})
+	if !ok {
+		t.Fatal("tree not indexed")
+	}
+	packFile := filepath.Join(repoDir, "data", pb.PackID.String()[:2], pb.PackID.String())
+	data, err := os.ReadFile(packFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[pb.Offset+pb.Length/2] ^= 0x10
+	_ = os.Chmod(packFile, 0o600)
+	if err := os.WriteFile(packFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A fresh reader: the one that wrote the backup remembers its trees.
+	be, err := local.Open(repoDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := repo.Open(ctx, be, "pw", repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if err := fresh.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	target := t.TempDir()
+	res, err := restore.Run(ctx, fresh, sn, restore.Options{Target: target, Verify: true})
+	if err == nil {
+		t.Fatal("restore of a snapshot with a damaged folder reported success")
+	}
+	if len(res.Errors) != 1 || !strings.Contains(res.Errors[0].Error(), filepath.Join(src, "da")+": nothing below this folder") {
+		t.Fatalf("errors %v, want one naming the folder %s", res.Errors, filepath.Join(src, "da"))
+	}
+	for _, d := range []string{"db", "dc"} {
+		sameFiles(t, filepath.Join(src, d), filepath.Join(target, src, d))
+	}
+	if res.Files != 5 { // 6 files and sparse.img, less the 2 in da
+		t.Errorf("%d files restored, want 5", res.Files)
+	}
+}

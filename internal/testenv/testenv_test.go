@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -118,5 +119,39 @@ func TestMinIO(t *testing.T) {
 	}
 	if _, err := c.PutObject(ctx, b1, "x", strings.NewReader("x"), 1, minio.PutObjectOptions{}); err != nil {
 		t.Errorf("put: %v", err)
+	}
+}
+
+// TestRestartableMinIO stops a server of the test's own and starts it again
+// on the same address: connections are refused meanwhile, and what was
+// stored before is still there after.
+func TestRestartableMinIO(t *testing.T) {
+	m := NewRestartableMinIO(t)
+	bucket := m.NewBucket(t)
+	c := m.Client(t)
+	ctx := context.Background()
+	if _, err := c.PutObject(ctx, bucket, "kept", strings.NewReader("before the outage"), -1, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m.Stop()
+	if m.Running() {
+		t.Error("Running after Stop")
+	}
+	hc := &http.Client{Timeout: 5 * time.Second}
+	if resp, err := hc.Get("http://" + m.Endpoint + "/minio/health/live"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a stopped server answered %s", resp.Status)
+	}
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := c.GetObject(ctx, bucket, "kept", minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	var b strings.Builder
+	if _, err := io.Copy(&b, obj); err != nil || b.String() != "before the outage" {
+		t.Errorf("after the restart: %q, %v", b.String(), err)
 	}
 }
