@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 # The reliability tests, by name prefix: crash consistency (TestFailpoint,
 # TestRandomKill, TestInterruptedBackups), store outages, corruption, bad
 # input, the disaster drill and the attack on the store.
-run="${SOAK_RUN:-^(TestFailpoint|TestRandomKill|TestInterruptedBackups|TestOutage|TestCorruption|TestBadInput|TestDisasterDrill|TestAsOfAttack)}"
+run="${SOAK_RUN:-^(TestFailpoint|TestRandomKill|TestInterruptedBackups|TestStoreOutage|TestStoreFaults|TestCorruption|TestBadInput|TestDisasterDrill|TestAsOfAttack)}"
 
 export ESCROW_TIER=long
 export CI="${CI:-true}"
