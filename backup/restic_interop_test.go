@@ -154,27 +154,17 @@ func TestResticReadsSmallChunkStreams(t *testing.T) {
 	mustDo(t, err)
 	r.Close()
 
-	// SQL-like text, so that blobs are compressed as a dump's are.
-	var b bytes.Buffer
-	rnd := rand.New(rand.NewPCG(7, 7))
-	b.WriteString("-- escrow small-chunk interop dump\n")
-	for i := 0; b.Len() < 3<<20; i++ {
-		fmt.Fprintf(&b, "INSERT INTO orders VALUES (%d,'customer%d@example.com',%d.%02d,'%s');\n",
-			i, rnd.IntN(5000), rnd.IntN(500), rnd.IntN(100), strings.Repeat("shipped ", 1+rnd.IntN(6)))
-	}
-	dump := b.Bytes()
-	// A line inserted in the middle, a row appended at the end.
-	mid := len(dump)/2 + bytes.IndexByte(dump[len(dump)/2:], '\n') + 1
-	edited := slices.Concat(dump[:mid], []byte("UPDATE orders SET status='refunded' WHERE id=7;\n"), dump[mid:],
-		[]byte("INSERT INTO orders VALUES (999999,'new@example.com',1.00,'new');\n"))
-
 	type saved struct {
 		name          string
+		dump, edited  []byte
 		first, second *backup.Result
 	}
 	var all []saved
 	for _, avg := range []int{chunk.MinAverage, 64 << 10} {
-		s := saved{name: fmt.Sprintf("databases/avg%d.sql", avg)}
+		// Text of its own: at one average the edited dump's last chunk may
+		// be a chunk the other average already stored.
+		dump, edited := interopDump(uint64(avg))
+		s := saved{name: fmt.Sprintf("databases/avg%d.sql", avg), dump: dump, edited: edited}
 		s.first = backupStream(t, repoDir, dump, s.name, avg)
 		// Chunks are about 1.5 times the average: far more blobs than the
 		// default's three.
@@ -196,7 +186,7 @@ func TestResticReadsSmallChunkStreams(t *testing.T) {
 		for _, v := range []struct {
 			res  *backup.Result
 			want []byte
-		}{{s.first, dump}, {s.second, edited}} {
+		}{{s.first, s.dump}, {s.second, s.edited}} {
 			got := rc.run("dump", v.res.Snapshot.ID.String(), "/"+s.name)
 			if !bytes.Equal(got, v.want) {
 				t.Errorf("restic dump of %s (snapshot %s): %d bytes that differ from the %d streamed",
@@ -240,6 +230,25 @@ func TestUnchangedTreeKeepsItsTrees(t *testing.T) {
 	if n := second.Summary.TreeBlobs; n > above {
 		t.Errorf("unchanged tree stored %d new tree blobs, want at most the %d above it", n, above)
 	}
+}
+
+// interopDump is SQL-like text, so that blobs are compressed as a dump's
+// are, and the same text edited: a line inserted in the middle and a row
+// appended. Each seed gives text no other seed shares, so that streams cut
+// at different averages into one repository never share a blob.
+func interopDump(seed uint64) (dump, edited []byte) {
+	var b bytes.Buffer
+	rnd := rand.New(rand.NewPCG(seed, seed))
+	fmt.Fprintf(&b, "-- escrow small-chunk interop dump %d\n", seed)
+	for i := 0; b.Len() < 3<<20; i++ {
+		fmt.Fprintf(&b, "INSERT INTO orders VALUES (%d,'customer%d@example.com',%d.%02d,'%s');\n",
+			i, rnd.IntN(5000), rnd.IntN(500), rnd.IntN(100), strings.Repeat("shipped ", 1+rnd.IntN(6)))
+	}
+	dump = b.Bytes()
+	mid := len(dump)/2 + bytes.IndexByte(dump[len(dump)/2:], '\n') + 1
+	edited = slices.Concat(dump[:mid], []byte("UPDATE orders SET status='refunded' WHERE id=7;\n"), dump[mid:],
+		fmt.Appendf(nil, "INSERT INTO orders VALUES (999999,'new%d@example.com',1.00,'new');\n", seed))
+	return dump, edited
 }
 
 // backupTree opens the repository as the agent does (snapshots listed
