@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,11 +106,14 @@ func (l *Lock) String() string {
 
 // Held is a lock this process holds; Unlock releases it.
 type Held struct {
-	r      *Repository
-	mu     sync.Mutex
-	lock   Lock // the newest file's content
-	id     ID   // the newest file
-	chain  []ID // every file this holder wrote, oldest first
+	r     *Repository
+	mu    sync.Mutex
+	lock  Lock // the newest file's content
+	id    ID   // the newest file
+	chain []ID // every file this holder wrote, oldest first
+	// unsure are refreshes whose upload failed or was cancelled: the store
+	// may have kept them all the same, so Unlock releases them too.
+	unsure []ID
 	done   chan struct{}
 	cancel context.CancelFunc
 	gone   bool // released
@@ -283,8 +287,12 @@ func (h *Held) refresh(ctx context.Context) {
 				h.r.locks.addOwn(id)
 				h.id, h.lock = id, l
 				h.chain = append(h.chain, id)
-			} else if ctx.Err() == nil {
-				h.r.log.Warn("could not refresh the repository lock; trying again in 5 minutes", "err", err)
+			} else {
+				h.r.locks.addOwn(id)
+				h.unsure = append(h.unsure, id)
+				if ctx.Err() == nil {
+					h.r.log.Warn("could not refresh the repository lock; trying again in 5 minutes", "err", err)
+				}
 			}
 			h.mu.Unlock()
 		}
@@ -310,7 +318,7 @@ func (h *Held) Unlock(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
 	var errs []error
 	if h.lock.Exclusive {
-		for _, id := range h.chain {
+		for _, id := range slices.Concat(h.chain, h.unsure) {
 			err := h.r.be.Remove(ctx, remote.Handle{Type: remote.LockFile, Name: id.String()})
 			if err == nil || remote.IsNotFound(err) {
 				continue
@@ -320,11 +328,20 @@ func (h *Held) Unlock(ctx context.Context) error {
 				errs = append(errs, rerr)
 			}
 		}
-	} else if err := h.r.release(ctx, h.id); err != nil {
-		errs = append(errs, err)
+	} else {
+		if err := h.r.release(ctx, h.id); err != nil {
+			errs = append(errs, err)
+		}
+		// A refresh that may have landed names a file newer than h.id,
+		// which h.id's record does not release.
+		for _, id := range h.unsure {
+			if err := h.r.release(ctx, id); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
 	h.gone = true
-	h.r.locks.dropOwn(h.chain, h.lock.Time)
+	h.r.locks.dropOwn(slices.Concat(h.chain, h.unsure), h.lock.Time)
 	return errors.Join(errs...)
 }
 

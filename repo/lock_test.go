@@ -26,6 +26,17 @@ type countingBackend struct {
 	lists     atomic.Int64
 	removes   atomic.Int64
 	refuse    bool // Remove fails as a store denying deletes does
+	// loseAnswers makes Save of a lock file store it and then fail, as an
+	// upload whose answer the network lost.
+	loseAnswers atomic.Bool
+}
+
+func (c *countingBackend) Save(ctx context.Context, h remote.Handle, data []byte) error {
+	err := c.Backend.Save(ctx, h, data)
+	if err == nil && h.Type == remote.LockFile && c.loseAnswers.Load() {
+		return fmt.Errorf("save %s: connection reset by peer", h)
+	}
+	return err
 }
 
 func (c *countingBackend) Load(ctx context.Context, h remote.Handle, off, n int64) (io.ReadCloser, error) {
@@ -328,6 +339,25 @@ func TestLockRefreshSupersedes(t *testing.T) {
 	r3, _ := s.handle(t, repo.LockOptions{})
 	if live, err := r3.Locks(context.Background()); err != nil || len(live) != 0 {
 		t.Errorf("locks after release, seen by a new handle: %v, %v; want none", live, err)
+	}
+}
+
+// A refresh whose answer was lost may still be stored: it is newer than the
+// holder's last known file, so Unlock must release it as well, or it would
+// count as a live lock for 30 minutes.
+func TestLockRefreshWithLostAnswer(t *testing.T) {
+	s := newLockStore(t)
+	r1, be := s.handle(t, repo.LockOptions{Refresh: 100 * time.Millisecond})
+	h := mustLock(t, r1, false)
+	be.loseAnswers.Store(true)
+	time.Sleep(250 * time.Millisecond) // at least one refresh stored but reported failed
+	mustUnlock(t, h)
+	if files := len(s.names(t, remote.LockFile)); files < 2 {
+		t.Fatalf("%d lock files, want the first and a refresh whose answer was lost", files)
+	}
+	r2, _ := s.handle(t, repo.LockOptions{})
+	if live, err := r2.Locks(context.Background()); err != nil || len(live) != 0 {
+		t.Errorf("locks after release: %v, %v; want none", live, err)
 	}
 }
 

@@ -170,7 +170,9 @@ func (r *Repository) SaveJSON(ctx context.Context, t remote.FileType, v any) (ID
 		h.Name = ""
 	}
 	if err := r.be.Save(ctx, h, sealed); err != nil {
-		return ID{}, fmt.Errorf("save %s: %w", h, err)
+		// The ID goes with the error: a store may keep an upload whose
+		// answer was lost, and a lock holder must release such a file too.
+		return id, fmt.Errorf("save %s: %w", h, err)
 	}
 	return id, nil
 }
