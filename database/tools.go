@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/escrow-backup/escrow/internal/failpoint"
+	"github.com/escrow-backup/escrow/source"
 )
 
 // tools finds and runs the database programs in the PATH of env, which is
@@ -74,6 +75,7 @@ func getenv(env []string, name string) string {
 func query(ctx context.Context, env, argv []string, stdin string) (string, error) {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = env
+	source.KillWithParent(cmd)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out bytes.Buffer
 	errb := &tailBuffer{max: 4096}
