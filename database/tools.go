@@ -105,7 +105,7 @@ func newSecrets(parent string) *secrets { return &secrets{parent: parent} }
 // write stores content in a new file of mode 0600 and returns its path.
 func (s *secrets) write(name, content string) (string, error) {
 	if s.dir == "" {
-		dir, err := os.MkdirTemp(s.parent, "escrow-db-")
+		dir, err := makeScratch(s.parent, secretsPrefix)
 		if err != nil {
 			return "", fmt.Errorf("private folder for credentials: %w", err)
 		}
