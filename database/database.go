@@ -97,8 +97,10 @@ func (e *Error) Unwrap() error { return e.Err }
 // Options apply to one Dump call.
 type Options struct {
 	// TempDir holds the private files: credential files and SQLite's
-	// consistent copy, each in a folder of mode 0700 removed afterwards.
-	// The agent passes its state directory; default os.TempDir().
+	// consistent copy, each in a folder of mode 0700 named for this
+	// process and removed afterwards; Dump first removes the folders of
+	// dumps killed part way (RemoveStale). The agent passes tmp/ in its
+	// state directory; default os.TempDir().
 	TempDir string
 	// Tags are added to every snapshot, after the ones Dump sets.
 	Tags []string
@@ -186,6 +188,9 @@ func Dump(ctx context.Context, r *repo.Repository, spec Spec, opts Options) ([]R
 		}
 		return nil, &Error{Type: spec.Type, Database: names, Server: spec.server(), Err: err}
 	}
+	// A dump killed part way leaves its private folder: the next dump
+	// removes it.
+	RemoveStale(opts.TempDir, opts.Logger)
 	sec := newSecrets(opts.TempDir)
 	defer sec.remove()
 	t := &tools{env: opts.Env}

@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/escrow-backup/escrow/source"
 )
 
 // RestoreOptions control Restore.
@@ -295,6 +297,7 @@ func restoreSQLite(ctx context.Context, to Spec, t *tools, dump io.Reader, opts 
 func pipe(ctx context.Context, env, argv []string, dump io.Reader, stderr io.Writer) error {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = env
+	source.KillWithParent(cmd)
 	tail := &tailBuffer{max: 4096}
 	cmd.Stderr = tail
 	if stderr != nil {

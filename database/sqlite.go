@@ -73,7 +73,7 @@ func planSQLite(ctx context.Context, spec Spec, t *tools, tempDir string) (*plan
 // startSQLiteDump makes the consistent copy in a private folder below
 // tempDir and starts .dump on it; closing the stream removes the copy.
 func startSQLiteDump(ctx context.Context, sqlite3, src, tempDir string, env []string) (io.ReadCloser, error) {
-	dir, err := os.MkdirTemp(tempDir, "escrow-sqlite-")
+	dir, err := makeScratch(tempDir, sqlitePrefix)
 	if err != nil {
 		return nil, fmt.Errorf("folder for the consistent copy: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/escrow-backup/escrow/internal/failpoint"
+	"github.com/escrow-backup/escrow/source"
 )
 
 // tools finds and runs the database programs in the PATH of env, which is
@@ -74,6 +75,7 @@ func getenv(env []string, name string) string {
 func query(ctx context.Context, env, argv []string, stdin string) (string, error) {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = env
+	source.KillWithParent(cmd)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out bytes.Buffer
 	errb := &tailBuffer{max: 4096}
@@ -103,7 +105,7 @@ func newSecrets(parent string) *secrets { return &secrets{parent: parent} }
 // write stores content in a new file of mode 0600 and returns its path.
 func (s *secrets) write(name, content string) (string, error) {
 	if s.dir == "" {
-		dir, err := os.MkdirTemp(s.parent, "escrow-db-")
+		dir, err := makeScratch(s.parent, secretsPrefix)
 		if err != nil {
 			return "", fmt.Errorf("private folder for credentials: %w", err)
 		}

@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/escrow-backup/escrow/kit"
+	"github.com/escrow-backup/escrow/repo"
 )
 
 // Paths are where setup writes. Tests put them in a temporary folder.
@@ -75,12 +76,13 @@ var ErrPasswordDiffers = errors.New("the password given differs from the one in 
 // given, else a new one; a new password is written to the file (0600)
 // before anything uses it, so it cannot be lost. created reports a new file.
 func EnsurePassword(file, given string) (password string, created bool, err error) {
-	data, err := os.ReadFile(file)
+	_, err = os.Stat(file)
 	switch {
 	case err == nil:
-		pw := strings.TrimSuffix(strings.TrimSuffix(strings.SplitN(string(data), "\n", 2)[0], "\n"), "\r")
-		if pw == "" {
-			return "", false, fmt.Errorf("password file %s is empty: put the repository password on its first line, or remove the file to have a new one generated", file)
+		// Read as the agent and the command line read it.
+		pw, err := repo.ReadPasswordFile(file)
+		if err != nil {
+			return "", false, fmt.Errorf("%w (or remove the file to have a new password generated)", err)
 		}
 		if given != "" && given != pw {
 			return "", false, fmt.Errorf("%w (%s): remove the password from the answers to keep the existing one", ErrPasswordDiffers, file)
@@ -90,6 +92,11 @@ func EnsurePassword(file, given string) (password string, created bool, err erro
 		return "", false, fmt.Errorf("read the password file: %w", err)
 	}
 	pw := given
+	if pw != "" {
+		if err := repo.CheckNewPassword(pw); err != nil {
+			return "", false, fmt.Errorf("the password in the answers: %w", err)
+		}
+	}
 	if pw == "" {
 		if pw, err = GeneratePassword(); err != nil {
 			return "", false, err

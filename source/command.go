@@ -38,6 +38,7 @@ func StartCommand(ctx context.Context, argv []string, env []string) (*Command, e
 	if env != nil {
 		cmd.Env = env
 	}
+	KillWithParent(cmd)
 	c := &Command{cmd: cmd, stderr: &tailBuffer{max: 4096}, name: argv[0]}
 	cmd.Stderr = c.stderr
 	out, err := cmd.StdoutPipe()

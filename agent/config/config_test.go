@@ -165,7 +165,7 @@ func TestBadFiles(t *testing.T) {
 		{"world-readable password file", "repository: /srv/repo\npassword_file: {dir}/world\n" + site,
 			`escrow.yaml:2: password_file: ` + dir + `/world can be read by every user of this machine (mode 0644); run: chmod 600 ` + dir + `/world`, true},
 		{"empty password file", "repository: /srv/repo\npassword_file: {dir}/empty\n" + site,
-			`escrow.yaml:2: password_file: ` + dir + `/empty is empty; its first line must be the repository password`, true},
+			`escrow.yaml:2: password_file: password file ` + dir + `/empty is empty: put the repository password in it`, true},
 		{"missing secret file", head + site + "s3:\n  secret_access_key_file: {dir}/nope\n",
 			`escrow.yaml:6: s3.secret_access_key_file: ` + dir + `/nope does not exist`, true},
 		{"secret written in a _file field", "repository: /srv/repo\npassword_file: " + secretText + "\n" + site,

@@ -15,7 +15,7 @@ const example = `# escrow agent configuration. Every field is described in docs/
 # or an absolute directory path such as /srv/escrow-repo.
 repository: s3:https://s3.example.com/backups/site1
 
-# The file whose first line is the repository password (required). Keep it
+# The file holding the repository password on one line (required). Keep it
 # readable by root only: chmod 600 /etc/escrow/password.
 password_file: /etc/escrow/password
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/escrow-backup/escrow/backup"
 	"github.com/escrow-backup/escrow/remote/s3"
+	"github.com/escrow-backup/escrow/repo"
 )
 
 // CheckFiles checks, as the agent will need them, the files and directories
@@ -77,11 +78,13 @@ func checkSecretFile(p *problems, field, path, what string) {
 		p.at(field, "%s can be read by every user of this machine (mode %04o); run: chmod 600 %s", path, fi.Mode().Perm(), path)
 		return
 	}
-	limit := maxSecret
 	if field == "password_file" {
-		limit = maxPassword
+		if _, err := repo.ReadPasswordFile(path); err != nil {
+			p.at(field, "%v", err)
+		}
+		return
 	}
-	if _, err := readSecret(path, what, limit); err != nil {
+	if _, err := readSecret(path, what, maxSecret); err != nil {
 		p.at(field, "%v", err)
 	}
 }
@@ -188,13 +191,9 @@ func fileProblem(err error) string {
 }
 
 // maxSecret bounds how much of a secret file is read, in case the field
-// names a large file by mistake. The repository password may be longer:
-// escrow's commands accept up to maxPassword, and a repository made with a
-// long password must open in the agent too.
-const (
-	maxSecret   = 64 << 10
-	maxPassword = 16 << 20
-)
+// names a large file by mistake. The repository password is read by
+// repo.ReadPasswordFile, with its own bound.
+const maxSecret = 64 << 10
 
 // readSecret returns the first line of a secret file, of at most limit
 // bytes. Errors name the file and never hold its contents.
@@ -223,9 +222,11 @@ func readSecret(path, what string, limit int) (string, error) {
 	return line, nil
 }
 
-// Password reads the repository password: the first line of password_file.
+// Password reads the repository password from password_file the way the
+// command line reads --password-file (repo.ReadPasswordFile), so that the
+// same file opens the same repository in both.
 func (c *Config) Password() (string, error) {
-	pw, err := readSecret(c.PasswordFile, "repository password", maxPassword)
+	pw, err := repo.ReadPasswordFile(c.PasswordFile)
 	if err != nil {
 		return "", fmt.Errorf("password_file: %w", err)
 	}

@@ -19,8 +19,10 @@ import (
 func TestPassword(t *testing.T) {
 	dir := fixture(t)
 	c := &Config{PasswordFile: filepath.Join(dir, "password")}
-	if pw, err := c.Password(); err != nil || pw != secretText {
-		t.Fatalf("Password() = %q, %v; want the first line", pw, err)
+	// The whole file less its final line end, as the command line reads
+	// --password-file (repo.ReadPasswordFile).
+	if pw, err := c.Password(); err != nil || pw != secretText+"\nsecond line" {
+		t.Fatalf("Password() = %q, %v; want the file less its final newline", pw, err)
 	}
 	crlf := filepath.Join(dir, "crlf")
 	if err := os.WriteFile(crlf, []byte("pw with spaces \r\n"), 0o600); err != nil {

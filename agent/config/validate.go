@@ -14,7 +14,7 @@ import (
 func (d *decoder) validate(c *Config) {
 	d.validateRepository(c)
 	if c.PasswordFile == "" && !d.bad["password_file"] {
-		d.add(0, "password_file", "missing; give the file whose first line is the repository password, e.g. password_file: /etc/escrow/password")
+		d.add(0, "password_file", "missing; give the file holding the repository password, e.g. password_file: /etc/escrow/password")
 	}
 	d.validateSources(c)
 	d.validateDatabases(c)

@@ -17,6 +17,7 @@ import (
 	"github.com/escrow-backup/escrow/agent/config"
 	"github.com/escrow-backup/escrow/agent/metrics"
 	"github.com/escrow-backup/escrow/backup"
+	"github.com/escrow-backup/escrow/database"
 	"github.com/escrow-backup/escrow/installer"
 	"github.com/escrow-backup/escrow/kit"
 	"github.com/escrow-backup/escrow/remote"
@@ -112,6 +113,10 @@ func runAgent(ctx context.Context, g *globalOptions, file string) error {
 // runAgentOnce opens the repository named by cfg and runs the agent until
 // ctx ends.
 func runAgentOnce(ctx context.Context, g *globalOptions, cfg *config.Config, log *slog.Logger, rescan <-chan struct{}) error {
+	// Dumps killed with an earlier agent leave their private folders (an
+	// SQLite copy is as large as the database): remove them now rather
+	// than at the first dump, which may be a day away.
+	database.RemoveStale(dbTempDir(cfg), log)
 	var m *metrics.Metrics
 	var wrap []func(remote.Backend) remote.Backend
 	if cfg.MetricsListen != "" {

@@ -79,6 +79,9 @@ func runInit(cmd *cobra.Command, g *globalOptions, o *initOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := repo.CheckNewPassword(password); err != nil {
+		return usageError(err)
+	}
 	be, err := openStore(ctx, st, true, g.retryOptions())
 	if err != nil {
 		if errors.Is(err, repo.ErrAlreadyInitialized) || errors.Is(err, s3.ErrNoObjectLock) {

@@ -130,6 +130,9 @@ func (o *newKeyOptions) newPassword(g *globalOptions, current string) (string, e
 			return "", usageError(errors.New("empty password"))
 		}
 	}
+	if err := repo.CheckNewPassword(p); err != nil {
+		return "", usageError(err)
+	}
 	if p == current {
 		return "", usageError(errors.New("the new password is the one the repository was just opened with: choose another"))
 	}

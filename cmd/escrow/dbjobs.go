@@ -30,6 +30,11 @@ func dbSpec(db *config.Database) (database.Spec, error) {
 	}, nil
 }
 
+// dbTempDir is where the agent's dumps keep their private folders. The
+// state directory is private (0700), and SQLite's consistent copy may be
+// large: keep it off a small /tmp.
+func dbTempDir(cfg *config.Config) string { return filepath.Join(cfg.StateDir, "tmp") }
+
 // dumpConfigured dumps one configured database. The caller holds a shared
 // lock (the agent holds one for its lifetime) and has loaded the index.
 func dumpConfigured(ctx context.Context, r *repo.Repository, cfg *config.Config, db *config.Database, log *slog.Logger) ([]database.Result, error) {
@@ -37,9 +42,7 @@ func dumpConfigured(ctx context.Context, r *repo.Repository, cfg *config.Config,
 	if err != nil {
 		return nil, err
 	}
-	// The state directory is private (0700), and SQLite's consistent copy
-	// may be large: keep it off a small /tmp.
-	tmp := filepath.Join(cfg.StateDir, "tmp")
+	tmp := dbTempDir(cfg)
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}

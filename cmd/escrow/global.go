@@ -407,27 +407,12 @@ func prompt(in *os.File, out io.Writer, msg string) (string, error) {
 	return string(b), nil
 }
 
-// maxPasswordFile bounds what is read as a password: far above any real
-// one (a 1 MiB password works), low enough that pointing at the wrong
-// file (a dump, /dev/zero) fails at once instead of filling memory.
-const maxPasswordFile = 16 << 20
-
+// readPasswordFile reads a password file the one way every part of escrow
+// does (repo.ReadPasswordFile); its errors are the user's to fix.
 func readPasswordFile(name string) (string, error) {
-	f, err := os.Open(name)
+	p, err := repo.ReadPasswordFile(name)
 	if err != nil {
-		return "", usageError(fmt.Errorf("password file: %w", err))
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxPasswordFile+1))
-	if err != nil {
-		return "", usageError(fmt.Errorf("password file: %w", err))
-	}
-	if len(b) > maxPasswordFile {
-		return "", usageError(fmt.Errorf("password file %s is larger than %d MiB: is it the right file?", name, maxPasswordFile>>20))
-	}
-	p := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
-	if p == "" {
-		return "", usageError(fmt.Errorf("password file %s is empty", name))
+		return "", usageError(err)
 	}
 	return p, nil
 }
