@@ -3,6 +3,7 @@
 //
 //	gencorpus -dir DIR [-mb 300] [-seed 1]          write a new corpus into DIR
 //	gencorpus -dir DIR -files 100000 [-seed 1]      write a many-small-files corpus (files.go)
+//	gencorpus -dir DIR -files 1000000 -mb 20000     the same, topped up with large files (files.go)
 //	gencorpus -dir DIR -modify 10 [-seed 1]         change 10 files of either
 //
 // The same seed and size always give the same bytes. The tree has, by size:
@@ -61,7 +62,15 @@ func main() {
 	case *modify > 0:
 		err = modifyCorpus(*dir, *seed, *round, *modify)
 	case *files > 0:
-		err = generateFiles(*dir, *files, *seed)
+		// -mb with -files: top up to that size (its default, 300, is
+		// below what the small files alone hold from 55,000 files on).
+		var total int64
+		flag.Visit(func(f *flag.Flag) {
+			if f.Name == "mb" {
+				total = int64(*mb * 1e6)
+			}
+		})
+		err = generateFiles(*dir, *files, total, *seed)
 	default:
 		err = generate(*dir, *mb, *seed)
 	}
@@ -166,6 +175,7 @@ var (
 	exts       = []string{"php", "php", "php", "js", "js", "css", "html", "json"}
 	jpegHeader = []byte{0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 'J', 'F', 'I', 'F', 0x00}
 	gzipHeader = []byte{0x1F, 0x8B, 0x08, 0x00}
+	mp4Header  = []byte{0x00, 0x00, 0x00, 0x20, 'f', 't', 'y', 'p', 'i', 's', 'o', 'm'}
 	top        = [][]string{
 		{"public_html", "wp-content", "themes"},
 		{"public_html", "wp-content", "plugins"},
