@@ -162,7 +162,7 @@ checksums() {
 	(cd "$1" && find . -type f -print0 | xargs -0 -P "$(nproc)" -n 2000 sha256sum | LC_ALL=C sort -k2) >"$2"
 	(cd "$1" && find . ! -type f -printf '%y %p\n' | LC_ALL=C sort) >>"$2"
 }
-tree_bytes() { find "$1" -type f -printf '%s\n' | awk '{s += $1} END {printf "%d\n", s}'; }
+tree_bytes() { find "$1" -type f -printf '%s\n' | awk '{s += $1} END {printf "%.0f\n", s}'; }
 
 declare -A REPO_BYTES
 CORPUS_FILES= CORPUS_DIRS= CORPUS_BYTES= CORPUS_BYTES_FINAL= CHANGED_BYTES= GEN_SECONDS=
@@ -201,7 +201,7 @@ for i in "${!TOOLS[@]}"; do
 	n=$(grep -c '^changed ' "$LOGS/modify.$t.out" || true)
 	((n == CHANGED)) || die "gencorpus -modify changed $n files, not $CHANGED (see $LOGS/modify.$t.out)"
 	if [[ -z $CHANGED_BYTES ]]; then
-		CHANGED_BYTES=$(sed -n 's/^changed //p' "$LOGS/modify.$t.out" | (cd "$CORPUS" && tr '\n' '\0' | xargs -0 stat -c %s) | awk '{s += $1} END {printf "%d\n", s}')
+		CHANGED_BYTES=$(sed -n 's/^changed //p' "$LOGS/modify.$t.out" | (cd "$CORPUS" && tr '\n' '\0' | xargs -0 stat -c %s) | awk '{s += $1} END {printf "%.0f\n", s}')
 	fi
 	sleep 1 # no change may share the second of the previous backup
 	measure backup-incremental "$t" backup "$CORPUS"

@@ -1,24 +1,42 @@
 #!/usr/bin/env bash
-# Runs every fuzz target of the decoders of untrusted input (the repository
-# format in ./repo, the recovery kit in ./kit), one after the other, for
-# FUZZTIME each (default 10s). A failure is reported at the end with the
+# Runs every fuzz target of the decoders of untrusted input, one after the
+# other, for FUZZTIME each: the repository format (./repo: pack headers,
+# packs, trees, index, snapshots, key files, unpacked files, the config,
+# lock files), the recovery kit (./kit), heartbeats (./agent/heartbeat, and
+# how ./fleet judges them), the agent's configuration (./agent/config) and
+# preseed files (./setup). A failure is reported at the end with the
 # others, and the script then exits non-zero; the fuzzer keeps the failing
 # input under <package>/testdata/fuzz/<target>/, where `go test` replays it
 # until the decoder is fixed.
 #
-#   FUZZTIME=1m scripts/fuzz.sh            # all targets
+# FUZZTIME defaults to 8s a target (the quick tier, run by `make test`:
+# about 3 minutes for the 14 targets) and to 3m with ESCROW_TIER=long
+# (about 45 minutes).
+#
+#   ESCROW_TIER=long scripts/fuzz.sh       # all targets, 3 minutes each
+#   FUZZTIME=1m scripts/fuzz.sh            # all targets, 1 minute each
 #   scripts/fuzz.sh FuzzDecodeTree         # some of them
 set -u
 cd "$(dirname "$0")/.."
 
-FUZZTIME=${FUZZTIME:-10s}
-PACKAGES=(./repo ./kit)
+if [ "${ESCROW_TIER:-}" = long ]; then
+	FUZZTIME=${FUZZTIME:-3m}
+else
+	FUZZTIME=${FUZZTIME:-8s}
+fi
+PACKAGES=(./repo ./kit ./agent/heartbeat ./fleet ./agent/config ./setup)
 # Every Fuzz function in the packages, so a new target is never forgotten;
 # pkg[target] is the package that holds it.
 declare -A pkg
 all=()
 for p in "${PACKAGES[@]}"; do
 	while read -r t; do
+		# Targets are named without their package: two of the same name
+		# would make one of them silently never run.
+		if [ -n "${pkg[$t]:-}" ]; then
+			echo "fuzz: $t is in ${pkg[$t]} and in $p: give fuzz targets distinct names" >&2
+			exit 2
+		fi
 		all+=("$t")
 		pkg[$t]=$p
 	done < <(go test "$p" -list '^Fuzz' | grep '^Fuzz')

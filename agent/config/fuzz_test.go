@@ -8,11 +8,11 @@ import (
 	"time"
 )
 
-// FuzzParse: the agent's configuration is typed by people and written by
+// FuzzParseConfig: the agent's configuration is typed by people and written by
 // tools (setup, resellers' preseeds). Parse must not panic on any text,
 // must refuse with Errors that each name a line of the file (or none), and
 // what it accepts must be complete.
-func FuzzParse(f *testing.F) {
+func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(Example()))
 	f.Add([]byte("repository: /srv/escrow\npassword_file: /etc/escrow/pw\nsources:\n  - path: /var/www\n"))
 	f.Add([]byte("repository: s3:https://s3.example.com/b/p\npassword_file: pw\ns3:\n  access_key_id: AK\n  secret_access_key_file: sk\n" +
@@ -29,7 +29,7 @@ func FuzzParse(f *testing.F) {
 		defer hangGuard(data)()
 		c, err := Parse("escrow.yaml", data)
 		if err != nil {
-			lines := strings.Count(string(data), "\n") + 1
+			lines := yamlLines(data)
 			for _, e := range unjoin(err) {
 				var ce *Error
 				if !errors.As(e, &ce) {
@@ -45,6 +45,12 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse accepted an incomplete configuration: %+v", c)
 		}
 	})
+}
+
+// yamlLines counts lines as YAML does: "\r\n", "\r" and "\n" each end one.
+func yamlLines(data []byte) int {
+	s := strings.ReplaceAll(string(data), "\r\n", "\n")
+	return strings.Count(s, "\n") + strings.Count(s, "\r") + 1
 }
 
 // hangGuard crashes the process when one input takes longer than any text

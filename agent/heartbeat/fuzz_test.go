@@ -30,11 +30,11 @@ func fuzzSeeds(tb testing.TB) [][]byte {
 	return out
 }
 
-// FuzzParse: heartbeats are read from the store, where any host of the
+// FuzzParseHeartbeat: heartbeats are read from the store, where any host of the
 // fleet (or whoever holds a host's credentials) writes them. Parse must not
 // panic, and what it accepts must satisfy its promises and write back the
 // same.
-func FuzzParse(f *testing.F) {
+func FuzzParseHeartbeat(f *testing.F) {
 	for _, s := range fuzzSeeds(f) {
 		f.Add(s)
 	}
