@@ -9,12 +9,13 @@
 # input under <package>/testdata/fuzz/<target>/, where `go test` replays it
 # until the decoder is fixed.
 #
-# FUZZTIME defaults to 8s a target (the quick tier, run by `make test`:
+# FUZZTIME defaults to 5s a target (the quick tier, run by `make test`:
 # about 3 minutes for the 14 targets) and to 3m with ESCROW_TIER=long
 # (about 45 minutes).
 #
 #   ESCROW_TIER=long scripts/fuzz.sh       # all targets, 3 minutes each
 #   FUZZTIME=1m scripts/fuzz.sh            # all targets, 1 minute each
+#   FUZZ_PARALLEL=1 scripts/fuzz.sh        # one fuzzing process (default: one per core)
 #   scripts/fuzz.sh FuzzDecodeTree         # some of them
 set -u
 cd "$(dirname "$0")/.."
@@ -22,7 +23,7 @@ cd "$(dirname "$0")/.."
 if [ "${ESCROW_TIER:-}" = long ]; then
 	FUZZTIME=${FUZZTIME:-3m}
 else
-	FUZZTIME=${FUZZTIME:-8s}
+	FUZZTIME=${FUZZTIME:-5s}
 fi
 PACKAGES=(./repo ./kit ./agent/heartbeat ./fleet ./agent/config ./setup)
 # Every Fuzz function in the packages, so a new target is never forgotten;
@@ -59,7 +60,7 @@ done
 
 # fuzz_once TARGET LOG: one run; 0 when it passed.
 fuzz_once() {
-	go test "${pkg[$1]}" -run '^$' -fuzz "^${1}\$" -fuzztime "$FUZZTIME" >"$2" 2>&1
+	go test "${pkg[$1]}" -run '^$' -fuzz "^${1}\$" -fuzztime "$FUZZTIME" ${FUZZ_PARALLEL:+-parallel "$FUZZ_PARALLEL"} >"$2" 2>&1
 }
 
 # deadline_race LOG: Go 1.26's fuzz coordinator can fail a target with a
