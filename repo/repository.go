@@ -166,13 +166,21 @@ func Open(ctx context.Context, be remote.Backend, password string, opts Options)
 	if err := r.LoadJSON(ctx, remote.ConfigFile, ID{}, &r.cfg); err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	if r.cfg.Version != 1 && r.cfg.Version != 2 {
-		return nil, fmt.Errorf("repository format version %d is not supported (escrow reads 1 and 2)", r.cfg.Version)
-	}
-	if r.cfg.ChunkerPolynomial == 0 || !r.cfg.ChunkerPolynomial.Irreducible() {
-		return nil, fmt.Errorf("config: chunker polynomial %v is not irreducible", r.cfg.ChunkerPolynomial)
+	if err := r.cfg.check(); err != nil {
+		return nil, err
 	}
 	return r, nil
+}
+
+// check refuses a configuration escrow cannot work with.
+func (c Config) check() error {
+	if c.Version != 1 && c.Version != 2 {
+		return fmt.Errorf("repository format version %d is not supported (escrow reads 1 and 2)", c.Version)
+	}
+	if c.ChunkerPolynomial == 0 || !c.ChunkerPolynomial.Irreducible() {
+		return fmt.Errorf("config: chunker polynomial %v is not irreducible", c.ChunkerPolynomial)
+	}
+	return nil
 }
 
 func newRepository(be remote.Backend, key *Key, cfg Config, opts Options) (*Repository, error) {

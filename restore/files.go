@@ -41,7 +41,9 @@ func (rs *restorer) restoreFiles(ctx context.Context) error {
 		if f.failed.Load() {
 			continue
 		}
-		if ok, _ := matches(f.path, f.node.Size, f.blobs, &buf); ok {
+		// Into a target that was empty, nothing can match: a million
+		// failed opens are worth skipping.
+		if !rs.empty && matchesOK(f, &buf) {
 			f.skipped = true
 			rs.res.Skipped++
 			if err := rs.applyMeta(f.path, f.node); err != nil {
@@ -50,15 +52,19 @@ func (rs *restorer) restoreFiles(ctx context.Context) error {
 			rs.progress(1, f.node.Size)
 			continue
 		}
-		if err := rs.createPartial(f); err != nil {
-			rs.fail(f.path, err)
-			f.failed.Store(true)
-			continue
-		}
 		if len(f.blobs) == 0 {
+			if err := rs.createPartial(f); err != nil {
+				rs.fail(f.path, err)
+				f.failed.Store(true)
+				continue
+			}
 			rs.finish(f)
 			continue
 		}
+		// A file with content is created by the worker that writes its
+		// first blob (f.create): creating a million files one after the
+		// other here, before any pack is read, took a third of a restore
+		// of small files.
 		f.remaining.Store(int32(len(f.blobs)))
 		var off int64
 		for _, pb := range f.blobs {
@@ -132,6 +138,13 @@ func (rs *restorer) createPartial(f *fileEntry) error {
 		return fmt.Errorf("%w (is the disk full?)", err)
 	}
 	return fh.Close()
+}
+
+// created creates f's partial file once, whichever worker gets to it
+// first; the others wait for it.
+func (rs *restorer) created(f *fileEntry) error {
+	f.create.Do(func() { f.createErr = rs.createPartial(f) })
+	return f.createErr
 }
 
 // packBufs are one worker's buffers: the range read from a pack, in which
@@ -211,6 +224,9 @@ func (rs *restorer) restorePack(ctx context.Context, p *packPlan, bufs *packBufs
 			// A failed write fails that file only, not the blob's other uses.
 			werr := err
 			if werr == nil {
+				werr = rs.created(u.file)
+			}
+			if werr == nil {
 				werr = writeAt(partialName(u.file.path), plain, u.offset)
 			}
 			if werr != nil {
@@ -272,6 +288,11 @@ func (rs *restorer) finish(f *fileEntry) {
 	rs.res.Bytes += f.node.Size
 	rs.mu.Unlock()
 	rs.progress(1, 0)
+}
+
+func matchesOK(f *fileEntry, buf *[]byte) bool {
+	ok, _ := matches(f.path, f.node.Size, f.blobs, buf)
+	return ok
 }
 
 // matches reports whether the file at p has exactly the snapshot's content,

@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path"
@@ -68,6 +70,9 @@ type fileEntry struct {
 	remaining atomic.Int32
 	failed    atomic.Bool
 	skipped   bool
+	// create makes the partial file before its first blob is written.
+	create    sync.Once
+	createErr error
 }
 
 type linkEntry struct {
@@ -90,6 +95,9 @@ type restorer struct {
 	hard     []linkEntry
 	specials []linkEntry
 	owner    bool
+	// empty: the target was missing or empty when the restore began, so
+	// no file there can already be correct and none is looked at.
+	empty bool
 
 	mu     sync.Mutex
 	res    Result
@@ -117,6 +125,7 @@ func Run(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Option
 		opts.Include[i] = path.Clean("/" + inc)
 	}
 	rs := &restorer{r: r, opts: opts, owner: os.Geteuid() == 0, failed: map[string]bool{}}
+	rs.empty = isEmptyDir(target)
 	if err := os.MkdirAll(target, 0o700); err != nil {
 		return nil, fmt.Errorf("create target %s: %w", target, err)
 	}
@@ -130,6 +139,20 @@ func Run(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Option
 		return &rs.res, err
 	}
 	return &rs.res, nil
+}
+
+// isEmptyDir reports whether dir is missing or an empty directory.
+func isEmptyDir(dir string) bool {
+	f, err := os.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	return len(names) == 0 && errors.Is(err, io.EOF)
 }
 
 // included reports whether p is selected, and whether only because it is a

@@ -25,6 +25,19 @@ import (
 //     uploads/YYYY/MM folders.
 //
 // At 100,000 files that is about 10,000 directories and 0.55 GB.
+//
+// With -mb as well (the scale benchmark, bench/scale.sh), the bytes beyond
+// those files, if the size asks for more, go into large files in a
+// private/ part of the tree, so the corpus is mostly incompressible, as
+// sites with media are, with some compressible text:
+//
+//   - 85% in "archives" and "videos" of random bytes (20 MB to 1 GB,
+//     log-uniform);
+//   - 15% in mysqldump-like SQL files (50 MB to 500 MB), compressible
+//     about 3x.
+//
+// At 1,000,000 files and 20 GB that is about 5.5 GB in the small files and
+// the images and 14.5 GB in some 80 large files.
 
 const (
 	filesPerDir   = 10
@@ -40,8 +53,18 @@ type fileSpec struct {
 	stream uint64
 }
 
-// generateFiles writes the -files corpus of n files.
-func generateFiles(root string, n int, seed uint64) error {
+// Large files of the scale corpus.
+const (
+	largeSQLFraction = 0.15
+	largeMin         = 20_000_000
+	largeMax         = 1_000_000_000
+	sqlMin           = 50_000_000
+	sqlMax           = 500_000_000 // -modify reads a whole SQL file into memory
+)
+
+// generateFiles writes the -files corpus of n files; totalBytes > 0 tops it
+// up with large files to about that size.
+func generateFiles(root string, n int, totalBytes int64, seed uint64) error {
 	if n <= 0 {
 		return errors.New("-files must be positive")
 	}
@@ -79,8 +102,18 @@ func generateFiles(root string, n int, seed uint64) error {
 			ext: ext, size: logUniform(r, 100, 16_000), stream: uint64(i),
 		})
 	}
+	largeDirs := []string{
+		filepath.Join("private", "backups", "db"),
+		filepath.Join("private", "backups", "media"),
+		filepath.Join("private", "video"),
+	}
+	var planned int64
+	for _, s := range specs {
+		planned += int64(s.size)
+	}
+	specs = append(specs, largeSpecs(newRand(seed, 101), totalBytes-planned, largeDirs)...)
 	// Every directory exists, even one that got no file.
-	for _, d := range append(codeDirs, uploads...) {
+	for _, d := range append(append(codeDirs, uploads...), largeDirs...) {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			return err
 		}
@@ -90,8 +123,37 @@ func generateFiles(root string, n int, seed uint64) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("files=%d dirs=%d bytes=%d\n", files, len(codeDirs)+len(uploads), bytes)
+	fmt.Printf("files=%d dirs=%d bytes=%d\n", files, len(codeDirs)+len(uploads)+len(largeDirs), bytes)
 	return nil
+}
+
+// largeSpecs plans large files holding about budget bytes (none when it is
+// not positive): SQL dumps first, then random files; the last of each kind
+// takes what is left of its share.
+func largeSpecs(r *rand.Rand, budget int64, dirs []string) []fileSpec {
+	if budget <= 0 {
+		return nil
+	}
+	var specs []fileSpec
+	plan := func(share int64, lo, hi int, ext, dir, name string, stream uint64) {
+		for i := 0; share > 0; i++ {
+			size := int64(logUniform(r, float64(lo), float64(hi)))
+			if share-size < int64(lo) {
+				size = share // the remainder, rather than a file below the minimum
+			}
+			specs = append(specs, fileSpec{
+				rel: filepath.Join(dir, fmt.Sprintf("%s-%d.%s", name, i, ext)),
+				ext: ext, size: int(size), stream: stream + uint64(i),
+			})
+			share -= size
+		}
+	}
+	sql := int64(float64(budget) * largeSQLFraction)
+	plan(sql, sqlMin, sqlMax, "sql", dirs[0], "shop-dump", 2_000_000)
+	rest := budget - sql
+	plan(rest/2, largeMin, largeMax, "tar.gz", dirs[1], "media-archive", 3_000_000)
+	plan(rest-rest/2, largeMin, largeMax, "mp4", dirs[2], "clip", 4_000_000)
+	return specs
 }
 
 // treeDirs makes n distinct directory paths: the usual top-level parts of a
@@ -160,6 +222,15 @@ func writeAll(g *gen, specs []fileSpec) (int, int64, error) {
 }
 
 func writeSpec(g *gen, s fileSpec) (int, error) {
+	// Large files are streamed; g's counters are not used by writeAll.
+	switch s.ext {
+	case "sql":
+		return s.size, (&gen{root: g.root, seed: g.seed}).writeSQL(s.rel, s.size, s.stream)
+	case "tar.gz":
+		return s.size, (&gen{root: g.root, seed: g.seed}).writeRandom(s.rel, s.size, s.stream, gzipHeader)
+	case "mp4":
+		return s.size, (&gen{root: g.root, seed: g.seed}).writeRandom(s.rel, s.size, s.stream, mp4Header)
+	}
 	var b []byte
 	if s.ext == "jpg" {
 		b = make([]byte, s.size)

@@ -3,6 +3,7 @@
 //
 //	gencorpus -dir DIR [-mb 300] [-seed 1]          write a new corpus into DIR
 //	gencorpus -dir DIR -files 100000 [-seed 1]      write a many-small-files corpus (files.go)
+//	gencorpus -dir DIR -files 1000000 -mb 20000     the same, topped up with large files (files.go)
 //	gencorpus -dir DIR -modify 10 [-seed 1]         change 10 files of either
 //
 // The same seed and size always give the same bytes. The tree has, by size:
@@ -51,6 +52,7 @@ func main() {
 	seed := flag.Uint64("seed", 1, "seed: the same seed and size give the same corpus")
 	modify := flag.Int("modify", 0, "change this many existing files instead of writing a corpus")
 	round := flag.Uint64("round", 1, "with -modify: which round of changes (each round changes other files)")
+	save := flag.String("save", "", "with -modify: first copy each file it changes, with its times, to the same path under this directory")
 	flag.Parse()
 	if *dir == "" || flag.NArg() > 0 {
 		flag.Usage()
@@ -59,9 +61,17 @@ func main() {
 	var err error
 	switch {
 	case *modify > 0:
-		err = modifyCorpus(*dir, *seed, *round, *modify)
+		err = modifyCorpus(*dir, *seed, *round, *modify, *save)
 	case *files > 0:
-		err = generateFiles(*dir, *files, *seed)
+		// -mb with -files: top up to that size (its default, 300, is
+		// below what the small files alone hold from 55,000 files on).
+		var total int64
+		flag.Visit(func(f *flag.Flag) {
+			if f.Name == "mb" {
+				total = int64(*mb * 1e6)
+			}
+		})
+		err = generateFiles(*dir, *files, total, *seed)
 	default:
 		err = generate(*dir, *mb, *seed)
 	}
@@ -166,6 +176,7 @@ var (
 	exts       = []string{"php", "php", "php", "js", "js", "css", "html", "json"}
 	jpegHeader = []byte{0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 'J', 'F', 'I', 'F', 0x00}
 	gzipHeader = []byte{0x1F, 0x8B, 0x08, 0x00}
+	mp4Header  = []byte{0x00, 0x00, 0x00, 0x20, 'f', 't', 'y', 'p', 'i', 's', 'o', 'm'}
 	top        = [][]string{
 		{"public_html", "wp-content", "themes"},
 		{"public_html", "wp-content", "plugins"},
@@ -393,7 +404,7 @@ func sqlRow(r *rand.Rand, id int) string {
 
 // ------------------------------------------------------------------ modify
 
-func modifyCorpus(root string, seed, round uint64, n int) error {
+func modifyCorpus(root string, seed, round uint64, n int, saveDir string) error {
 	var texts, images []string
 	var sqlFile string
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -430,6 +441,14 @@ func modifyCorpus(root string, seed, round uint64, n int) error {
 			fmt.Printf("first_write_ns=%d\nlast_write_ns=%d\n", first.UnixNano(), last.UnixNano())
 		}
 	}()
+	// keep copies name to saveDir (when set), so that the change can be
+	// undone: bench/scale.sh gives the second tool the first tool's tree.
+	keep := func(name string) error {
+		if saveDir == "" {
+			return nil
+		}
+		return saveCopy(root, name, saveDir)
+	}
 	stamp := func() {
 		last = time.Now()
 		if first.IsZero() {
@@ -439,6 +458,9 @@ func modifyCorpus(root string, seed, round uint64, n int) error {
 	// The SQL dump (not in a -files corpus): a block of rows inserted in
 	// the middle.
 	if sqlFile != "" {
+		if err := keep(sqlFile); err != nil {
+			return err
+		}
 		stamp()
 		if err := insertLines(sqlFile, r, func(b []byte) []byte {
 			for i := 0; i < 50; i++ {
@@ -454,6 +476,9 @@ func modifyCorpus(root string, seed, round uint64, n int) error {
 	}
 	// One image: a 4 KB region rewritten in place.
 	img := images[r.IntN(len(images))]
+	if err := keep(img); err != nil {
+		return err
+	}
 	stamp()
 	if err := rewriteRegion(img, r); err != nil {
 		return err
@@ -468,6 +493,9 @@ func modifyCorpus(root string, seed, round uint64, n int) error {
 		}
 		picked[i] = true
 		ext := strings.TrimPrefix(filepath.Ext(texts[i]), ".")
+		if err := keep(texts[i]); err != nil {
+			return err
+		}
 		stamp()
 		if err := insertLines(texts[i], r, func(b []byte) []byte {
 			for k := 0; k < 3+r.IntN(5); k++ {
@@ -481,6 +509,31 @@ func modifyCorpus(root string, seed, round uint64, n int) error {
 	}
 	last = time.Now()
 	return nil
+}
+
+// saveCopy copies name, a file below root, to the same relative path below
+// dir, with its mode and modification time.
+func saveCopy(root, name, dir string) error {
+	rel, err := filepath.Rel(root, name)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(name)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	dst := filepath.Join(dir, rel)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(dst, data, fi.Mode().Perm()); err != nil {
+		return err
+	}
+	return os.Chtimes(dst, fi.ModTime(), fi.ModTime())
 }
 
 // insertLines inserts what add appends at a line start near a random point.

@@ -64,6 +64,14 @@ func run(ctx context.Context, args []string, e env) int {
 		d := startMemDebug(path, e.stderr)
 		defer d.stop()
 	}
+	if path := e.getenv(cpuDebugEnv); path != "" {
+		stop, err := startCPUProfile(path)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "escrow: %s: %v\n", cpuDebugEnv, err)
+			return 1
+		}
+		defer stop()
+	}
 	root := newRootCommand(e)
 	root.SetArgs(args)
 	root.SetIn(e.stdin)

@@ -17,6 +17,27 @@ import (
 // (go tool pprof -sample_index=inuse_space FILE); not a user feature.
 const memDebugEnv = "ESCROW_DEBUG_MEMPROFILE"
 
+// cpuDebugEnv names a file: when set, escrow writes a CPU profile of the
+// whole command there (go tool pprof FILE). For finding where a slow
+// command spends its time; not a user feature.
+const cpuDebugEnv = "ESCROW_DEBUG_CPUPROFILE"
+
+// startCPUProfile starts the CPU profile; the function it returns ends it.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
 // memDebug samples the runtime's memory metrics until stop is called.
 type memDebug struct {
 	path   string
