@@ -132,3 +132,29 @@ time_field() {
 	rss) awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2 / 1024}' "$1" ;;
 	esac
 }
+
+# timed STEP TOOL COMMAND...: runs COMMAND under /usr/bin/time -v, its output
+# in $LOGS/STEP.TOOL.out, and records wall time, CPU time, peak RSS and the
+# load average before it in the caller's WALL, CPU, RSS and LOAD arrays
+# (keyed STEP.TOOL). A failure or a timeout ($BENCH_STEP_TIMEOUT) ends the run.
+timed() {
+	local step=$1 t=$2
+	shift 2
+	local out=$LOGS/$step.$t.out tf=$LOGS/$step.$t.time
+	sync
+	LOAD[$step.$t]=$(cut -d' ' -f1 /proc/loadavg)
+	log "$step: $t (load average ${LOAD[$step.$t]})"
+	local rc=0
+	/usr/bin/time -v -o "$tf" timeout -k 30 "$BENCH_STEP_TIMEOUT" "$@" >"$out" 2>&1 || rc=$?
+	if ((rc != 0)); then
+		echo "----- $t output ($out), last 40 lines -----" >&2
+		tail -n 40 "$out" >&2
+		((rc == 124)) && die "$step: $t timed out after ${BENCH_STEP_TIMEOUT}s"
+		die "$step: $t exited with status $rc"
+	fi
+	WALL[$step.$t]=$(time_field "$tf" wall)
+	CPU[$step.$t]=$(time_field "$tf" cpu)
+	RSS[$step.$t]=$(time_field "$tf" rss)
+	[[ -n ${WALL[$step.$t]} && -n ${RSS[$step.$t]} ]] || die "could not parse $tf"
+	log "$step: $t took ${WALL[$step.$t]} s, ${CPU[$step.$t]} s CPU, peak RSS ${RSS[$step.$t]} MB"
+}

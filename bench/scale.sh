@@ -137,23 +137,8 @@ STEPS=(backup-initial backup-incremental restore)
 measure() {
 	local step=$1 t=$2
 	shift 2
-	local out=$LOGS/$step.$t.out tf=$LOGS/$step.$t.time rc=0
 	cmd_of "$t" "$@"
-	sync
-	LOAD[$step.$t]=$(cut -d' ' -f1 /proc/loadavg)
-	log "$step: $t (load average ${LOAD[$step.$t]})"
-	/usr/bin/time -v -o "$tf" timeout -k 30 "$BENCH_STEP_TIMEOUT" "${CMD[@]}" >"$out" 2>&1 || rc=$?
-	if ((rc != 0)); then
-		echo "----- $t output ($out), last 40 lines -----" >&2
-		tail -n 40 "$out" >&2
-		((rc == 124)) && die "$step: $t timed out after ${BENCH_STEP_TIMEOUT}s"
-		die "$step: $t exited with status $rc"
-	fi
-	WALL[$step.$t]=$(time_field "$tf" wall)
-	CPU[$step.$t]=$(time_field "$tf" cpu)
-	RSS[$step.$t]=$(time_field "$tf" rss)
-	[[ -n ${WALL[$step.$t]} && -n ${RSS[$step.$t]} ]] || die "could not parse $tf"
-	log "$step: $t took ${WALL[$step.$t]} s, ${CPU[$step.$t]} s CPU, peak RSS ${RSS[$step.$t]} MB"
+	timed "$step" "$t" "${CMD[@]}"
 }
 
 # checksums DIR OUT: every regular file's SHA-256 and relative path, sorted;
