@@ -49,9 +49,6 @@ type Writer struct {
 	repack bool
 	// indexFiles are the index files this writer stored.
 	indexFiles []ID
-	// Hooks for crash tests: called after a pack is stored and after an
-	// index file is stored. Nil in production.
-	afterPack, afterIndex func()
 }
 
 // WriterStats counts what a Writer added.
@@ -317,9 +314,6 @@ func (w *Writer) upload(p *packer) error {
 	p.buf = nil
 	w.stats.Packs.Add(1)
 	failpoint.Hit(failpoint.PackUploaded)
-	if w.afterPack != nil {
-		w.afterPack()
-	}
 	ip := indexPackJSON{ID: id, Blobs: make([]indexBlobJSON, len(p.blobs))}
 	for i := range p.blobs {
 		p.blobs[i].PackID = id
@@ -367,9 +361,6 @@ func (w *Writer) flushIndex(ctx context.Context) error {
 		w.indexFiles = append(w.indexFiles, id)
 		w.mu.Unlock()
 		failpoint.Hit(failpoint.IndexUploaded)
-		if w.afterIndex != nil {
-			w.afterIndex()
-		}
 	}
 	return nil
 }
