@@ -45,6 +45,7 @@ func StartCommand(ctx context.Context, argv []string, env []string) (*Command, e
 	if err != nil {
 		return nil, err
 	}
+	growPipe(out)
 	c.stdout = out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", c.name, err)
