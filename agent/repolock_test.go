@@ -53,17 +53,9 @@ func TestAgentGivesWayToPrune(t *testing.T) {
 	}
 	ctx := context.Background()
 	// The agent reaches MinIO through a recording proxy; "prune" directly.
-	scheme := "http://"
-	if srv.Secure {
-		scheme = "https://"
-	}
-	proxy, err := s3proxy.New(scheme + srv.Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
+	proxy, via := s3proxy.Front(t, srv)
 	acfg := cfg
-	acfg.Endpoint, acfg.UseHTTPS = proxy.Endpoint(), false
+	acfg.Endpoint, acfg.UseHTTPS = via.Endpoint, via.Secure
 	be, err := s3.Create(ctx, acfg)
 	if err != nil {
 		t.Fatal(err)

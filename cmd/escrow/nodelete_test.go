@@ -29,17 +29,7 @@ func TestBackingUpNeverDeletes(t *testing.T) {
 	sqlite := testenv.RequireBinary(t, "sqlite3")
 	srv := testenv.MinIO(t)
 	bucket := srv.NewBucket(t)
-	scheme := "http://"
-	if srv.Secure {
-		scheme = "https://"
-	}
-	proxy, err := s3proxy.New(scheme + srv.Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
-	via := srv
-	via.Endpoint, via.Secure = proxy.Endpoint(), false
+	proxy, via := s3proxy.Front(t, srv)
 
 	s := newAgentSetupOn(t, via, bucket) // escrow init, through the proxy
 	dbFile := filepath.Join(t.TempDir(), "app.sqlite")
@@ -61,7 +51,7 @@ func TestBackingUpNeverDeletes(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	_ = cmd.Process.Signal(syscall.SIGINT) // cancels the backup's context
-	err = cmd.Wait()
+	err := cmd.Wait()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()

@@ -297,17 +297,7 @@ func TestStoreFaults(t *testing.T) {
 	}
 	srv := testenv.MinIO(t)
 	bucket := srv.NewBucket(t)
-	scheme := "http://"
-	if srv.Secure {
-		scheme = "https://"
-	}
-	proxy, err := s3proxy.New(scheme + srv.Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
-	via := srv
-	via.Endpoint, via.Secure = proxy.Endpoint(), false
+	proxy, via := s3proxy.Front(t, srv)
 	c := newCLI(t, via.URL(bucket, "site"), srv.Env()...)
 	// Straight to MinIO, for restic and the final checks.
 	direct := newCLI(t, srv.URL(bucket, "site"), srv.Env()...)

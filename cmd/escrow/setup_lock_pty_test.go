@@ -52,20 +52,7 @@ func TestSetupGuidedObjectLock(t *testing.T) {
 	se.expect("Your recovery kit:")
 	se.answer("Have you stored the recovery kit off this server? [y/N]: ", "y")
 
-	waitErr := make(chan error, 1)
-	go func() { waitErr <- cmd.Wait() }()
-	select {
-	case err := <-waitErr:
-		se.slave.Close()
-		<-se.closed
-		if err != nil {
-			t.Fatalf("setup: %v\n%s", err, se.output())
-		}
-	case <-time.After(3 * time.Minute):
-		_ = cmd.Process.Kill()
-		t.Fatalf("setup did not finish:\n%s", se.output())
-	}
-	out := se.output()
+	out := se.finish(3 * time.Minute)
 	if on, ret := bucketLock(t, srv, bucket); !on || ret == nil || *ret != (s3.Retention{Mode: s3.Governance, Days: 7}) {
 		t.Fatalf("bucket %s: locked %v, retention %+v; want 7 days governance\n%s", bucket, on, ret, out)
 	}

@@ -48,6 +48,7 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 // questions and types the answers.
 type session struct {
 	t      *testing.T
+	cmd    *exec.Cmd
 	master *os.File
 	slave  *os.File
 	mu     sync.Mutex
@@ -64,7 +65,7 @@ func startSession(t *testing.T, cmd *exec.Cmd) *session {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	se := &session{t: t, master: m, slave: s, closed: make(chan struct{})}
+	se := &session{t: t, cmd: cmd, master: m, slave: s, closed: make(chan struct{})}
 	go func() {
 		defer close(se.closed)
 		buf := make([]byte, 4096)
@@ -135,6 +136,26 @@ func (se *session) answerSecret(question, text string) {
 	if _, err := se.master.Write([]byte(text + "\n")); err != nil {
 		se.t.Fatal(err)
 	}
+}
+
+// finish waits up to limit for the program to exit successfully and
+// returns everything it wrote.
+func (se *session) finish(limit time.Duration) string {
+	se.t.Helper()
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- se.cmd.Wait() }()
+	select {
+	case err := <-waitErr:
+		se.slave.Close()
+		<-se.closed
+		if err != nil {
+			se.t.Fatalf("setup: %v\n%s", err, se.output())
+		}
+	case <-time.After(limit):
+		_ = se.cmd.Process.Kill()
+		se.t.Fatalf("setup did not finish:\n%s", se.output())
+	}
+	return se.output()
 }
 
 func (se *session) output() string {
@@ -217,20 +238,7 @@ func TestSetupGuidedOnTerminal(t *testing.T) {
 	se.expect("Recorded the recovery kit as stored off this server.")
 	se.expect("First backup:")
 
-	waitErr := make(chan error, 1)
-	go func() { waitErr <- cmd.Wait() }()
-	select {
-	case err := <-waitErr:
-		se.slave.Close()
-		<-se.closed
-		if err != nil {
-			t.Fatalf("setup: %v\n%s", err, se.output())
-		}
-	case <-time.After(5 * time.Minute):
-		_ = cmd.Process.Kill()
-		t.Fatalf("setup did not finish:\n%s", se.output())
-	}
-	out := se.output()
+	out := se.finish(5 * time.Minute)
 	t.Logf("terminal:\n%s", out)
 	for _, secret := range []string{srv.SecretKey, "not-the-secret", db.Password} {
 		if strings.Contains(out, secret) {
