@@ -17,6 +17,18 @@ var ErrSkipDir = fmt.Errorf("skip this directory")
 
 // Walk visits the nodes of tree id depth-first in name order.
 func (r *Repository) Walk(ctx context.Context, id ID, prefix string, fn WalkFunc) error {
+	return r.walk(ctx, id, prefix, fn, nil)
+}
+
+// WalkPast is Walk, except that the error of a folder below the root (its
+// tree could not be loaded, or a walk below it failed) goes to past, with
+// the folder's path: when past returns nil the walk goes on after that
+// folder. A reader can so pass over damage and keep the rest.
+func (r *Repository) WalkPast(ctx context.Context, id ID, prefix string, fn WalkFunc, past func(p string, err error) error) error {
+	return r.walk(ctx, id, prefix, fn, past)
+}
+
+func (r *Repository) walk(ctx context.Context, id ID, prefix string, fn WalkFunc, past func(string, error) error) error {
 	t, err := r.LoadTree(ctx, id)
 	if err != nil {
 		return fmt.Errorf("%s: %w", orRoot(prefix), err)
@@ -33,10 +45,15 @@ func (r *Repository) Walk(ctx context.Context, id ID, prefix string, fn WalkFunc
 		if err != nil {
 			return err
 		}
-		if n.Type == NodeDir {
-			if err := r.Walk(ctx, *n.Subtree, p, fn); err != nil {
-				return err
-			}
+		if n.Type != NodeDir {
+			continue
+		}
+		err = r.walk(ctx, *n.Subtree, p, fn, past)
+		if err != nil && past != nil && ctx.Err() == nil {
+			err = past(p, err)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil

@@ -224,39 +224,14 @@ func (rs *restorer) plan(ctx context.Context, sn *repo.Snapshot) error {
 // cannot be loaded, a store that stayed unreachable, or an error from fn
 // still ends the walk.
 func (rs *restorer) walk(ctx context.Context, id repo.ID, prefix string, fn repo.WalkFunc) error {
-	t, err := rs.r.LoadTree(ctx, id)
-	if err != nil {
-		if prefix == "" {
-			prefix = "/"
-		}
-		return fmt.Errorf("%s: %w", prefix, err)
-	}
-	for _, n := range t.Nodes {
-		if err := ctx.Err(); err != nil {
+	return rs.r.WalkPast(ctx, id, prefix, fn, func(p string, err error) error {
+		if !lost(err) {
 			return err
 		}
-		p := path.Join("/", prefix, n.Name)
-		err := fn(p, n)
-		if err == repo.ErrSkipDir {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if n.Type != repo.NodeDir {
-			continue
-		}
-		err = rs.walk(ctx, *n.Subtree, p, fn)
-		if err != nil && ctx.Err() == nil && lost(err) {
-			rs.fail(filepath.Join(rs.opts.Target, filepath.FromSlash(p)),
-				fmt.Errorf("nothing below this folder can be restored from this snapshot: %w (run `escrow check --read-data`)", err))
-			continue
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		rs.fail(filepath.Join(rs.opts.Target, filepath.FromSlash(p)),
+			fmt.Errorf("nothing below this folder can be restored from this snapshot: %w (run `escrow check --read-data`)", err))
+		return nil
+	})
 }
 
 // lost reports whether err means the stored tree is wrong or gone (it does
