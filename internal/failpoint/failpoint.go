@@ -41,7 +41,7 @@ const (
 	SnapshotUploadMid Step = "snapshot-upload-mid" // part of a snapshot file has been sent
 	SnapshotUploaded  Step = "snapshot-uploaded"   // the snapshot is stored, the command has not ended
 	StateWrite        Step = "state-write"         // a local state or cache file is written, not yet renamed into place
-	DumpMid           Step = "dump-mid"            // a database dump stream has been partly read
+	DumpMid           Step = "dump-mid"            // another 64 KiB of a database dump stream has been read
 )
 
 // Steps lists every step, for messages and for tests that try each.
