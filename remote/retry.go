@@ -14,7 +14,7 @@ import (
 // RetryOptions tune WithRetry. Zero fields take the defaults.
 type RetryOptions struct {
 	// MaxElapsed bounds the time from the first attempt to the last;
-	// default 15 minutes, long enough to ride out a short outage of the store.
+	// default DefaultRetryBudget.
 	MaxElapsed time.Duration
 	// InitialInterval is the wait before the second attempt; default 500ms.
 	InitialInterval time.Duration
@@ -31,9 +31,16 @@ type RetryOptions struct {
 	Jitter func(d time.Duration) time.Duration
 }
 
+// DefaultRetryBudget is how long an unreachable store is retried by
+// default. It rides out an outage of up to 15 minutes: the wait between
+// attempts is capped at 30 s (MaxInterval), so the attempt after a
+// 15-minute outage falls at most 30 s past it, inside the budget; an outage
+// of 17 minutes or more ends with the budget's error.
+const DefaultRetryBudget = 16 * time.Minute
+
 func (o RetryOptions) withDefaults() RetryOptions {
 	if o.MaxElapsed <= 0 {
-		o.MaxElapsed = 15 * time.Minute
+		o.MaxElapsed = DefaultRetryBudget
 	}
 	if o.InitialInterval <= 0 {
 		o.InitialInterval = 500 * time.Millisecond

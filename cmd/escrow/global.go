@@ -53,7 +53,7 @@ func (o *globalOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.JSON, "json", false, "print machine-readable JSON")
 	f.CountVarP(&o.Verbose, "verbose", "v", "log more (repeat for debug)")
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "print only errors")
-	f.DurationVar(&o.RetryFor, "retry-for", 15*time.Minute, "keep retrying an unreachable store this long before giving up")
+	f.DurationVar(&o.RetryFor, "retry-for", remote.DefaultRetryBudget, "keep retrying an unreachable store this long before giving up")
 	f.StringVar(&o.AsOf, "as-of", "", `read the repository as it was at this time: RFC 3339, a date, or "2 hours ago" (S3 with versioning; read commands only)`)
 	f.IntVar(&o.PackSizeMiB, "pack-size", repo.DefaultPackSize>>20, "target size of pack files in MiB (smaller: less memory, more requests)")
 }
