@@ -71,6 +71,8 @@ type Server struct {
 	Secure    bool   // speak HTTPS
 	AccessKey string
 	SecretKey string
+	// SessionToken goes with temporary credentials (NewTemporaryUser).
+	SessionToken string
 	// External is true for a server named by ESCROW_TEST_S3_ENDPOINT, which
 	// outlives the tests; buckets made on it are removed after each test.
 	External bool
@@ -126,14 +128,18 @@ func (s Server) URL(bucket, prefix string) string {
 // Env returns the AWS_* variables that give access to s, for commands run
 // by tests.
 func (s Server) Env() []string {
-	return []string{"AWS_ACCESS_KEY_ID=" + s.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s.SecretKey}
+	env := []string{"AWS_ACCESS_KEY_ID=" + s.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s.SecretKey}
+	if s.SessionToken != "" {
+		env = append(env, "AWS_SESSION_TOKEN="+s.SessionToken)
+	}
+	return env
 }
 
 // Client returns a minio-go client with root access to s.
 func (s Server) Client(t testing.TB) *minio.Client {
 	t.Helper()
 	c, err := minio.New(s.Endpoint, &minio.Options{
-		Creds:  credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
+		Creds:  credentials.NewStaticV4(s.AccessKey, s.SecretKey, s.SessionToken),
 		Secure: s.Secure,
 	})
 	if err != nil {

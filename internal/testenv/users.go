@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/http"
 	"testing"
 	"time"
 
@@ -98,4 +99,31 @@ func removeLockedBucket(t testing.TB, c *minio.Client, name string) {
 	if err := c.RemoveBucket(ctx, name); err != nil {
 		t.Logf("remove test bucket %s (versions under compliance retention stay until it ends): %v", name, err)
 	}
+}
+
+// NewTemporaryUser is NewUser's credentials traded through MinIO's STS
+// (AssumeRole) for temporary ones, a session token included, that the
+// server stops accepting after valid. MinIO grants no less than 15
+// minutes, so a test that waits for them to run out is a long one.
+func (s Server) NewTemporaryUser(t testing.TB, name string, policyJSON []byte, valid time.Duration) (Server, time.Time) {
+	t.Helper()
+	parent := s.NewUser(t, name, policyJSON)
+	scheme := "http://"
+	if s.Secure {
+		scheme = "https://"
+	}
+	start := time.Now()
+	sts, err := credentials.NewSTSAssumeRole(scheme+s.Endpoint, credentials.STSAssumeRoleOptions{
+		AccessKey: parent.AccessKey, SecretKey: parent.SecretKey, DurationSeconds: int(valid / time.Second),
+	})
+	if err != nil {
+		t.Fatalf("MinIO STS at %s: %v", s.Endpoint, err)
+	}
+	v, err := sts.GetWithContext(&credentials.CredContext{Client: http.DefaultClient})
+	if err != nil {
+		t.Fatalf("temporary credentials for %s from %s: %v", parent.AccessKey, s.Endpoint, err)
+	}
+	tmp := parent
+	tmp.AccessKey, tmp.SecretKey, tmp.SessionToken = v.AccessKeyID, v.SecretAccessKey, v.SessionToken
+	return tmp, start.Add(valid)
 }

@@ -109,6 +109,11 @@ func (b *Backend) classifyResponse(op string, er minio.ErrorResponse, mk func(er
 		return mk(remote.ErrPermanent, "access denied to bucket %q for access key ID %q (grant %s, or check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
 			b.cfg.Bucket, key, b.permissionFor(op))
 	case minio.InvalidAccessKeyID:
+		if b.cfg.SessionToken != "" {
+			// Temporary credentials: some servers (MinIO) answer this,
+			// not ExpiredToken, once they have run out.
+			return mk(remote.ErrPermanent, "the server does not know access key ID %q: temporary credentials (AWS_SESSION_TOKEN is set) that have expired are answered so; get new ones (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN)", key)
+		}
 		return mk(remote.ErrPermanent, "the server does not know access key ID %q (check AWS_ACCESS_KEY_ID)", key)
 	case minio.SignatureDoesNotMatch:
 		return mk(remote.ErrPermanent, "the secret key does not match access key ID %q (check AWS_SECRET_ACCESS_KEY)", key)
@@ -117,7 +122,7 @@ func (b *Backend) classifyResponse(op string, er minio.ErrorResponse, mk func(er
 	case minio.AllAccessDisabled:
 		return mk(remote.ErrPermanent, "all access to bucket %q is disabled (the account or bucket owner must re-enable it)", b.cfg.Bucket)
 	case "ExpiredToken", "InvalidToken", "InvalidTokenId", "TokenRefreshRequired":
-		return mk(remote.ErrPermanent, "the session token for access key ID %q is expired or invalid (refresh AWS_SESSION_TOKEN)", key)
+		return mk(remote.ErrPermanent, "the session token for access key ID %q is expired or invalid (get new temporary credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN)", key)
 	case minio.RequestTimeTooSkewed:
 		off := b.clock.describe()
 		if off == "" {

@@ -38,7 +38,7 @@ func TestClassify(t *testing.T) {
 		{"AccessDenied on save", "save", resp(403, "AccessDenied"), permanent, "grant s3:PutObject on bkt/pre/*"},
 		{"AccessDenied on list", "list", resp(403, "AccessDenied"), permanent, "grant s3:ListBucket on bucket bkt"},
 		{"bare 403", "load", resp(403, "403 Forbidden"), permanent, `access key ID "AKIDEXAMPLE"`},
-		{"InvalidAccessKeyId", "load", resp(403, "InvalidAccessKeyId"), permanent, "check AWS_ACCESS_KEY_ID"},
+		{"InvalidAccessKeyId with a session token", "load", resp(403, "InvalidAccessKeyId"), permanent, "temporary credentials (AWS_SESSION_TOKEN is set) that have expired"},
 		{"SignatureDoesNotMatch", "load", resp(403, "SignatureDoesNotMatch"), permanent, "check AWS_SECRET_ACCESS_KEY"},
 		{"NoSuchBucket", "load", resp(404, "NoSuchBucket"), permanent, `bucket "bkt" does not exist`},
 		{"InvalidBucketName", "open", resp(400, "InvalidBucketName"), permanent, `invalid bucket name "bkt"`},
@@ -83,6 +83,15 @@ func TestClassify(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Without a session token, an unknown access key is a wrong one.
+func TestClassifyUnknownKey(t *testing.T) {
+	b := &Backend{cfg: Config{Endpoint: "s3.example.com", Bucket: "bkt", KeyID: "AKIDEXAMPLE", Secret: "wJalrXUtnFEMI/K7MDENG"}}
+	err := b.classify(context.Background(), "load", "data/abcdef01", minio.ErrorResponse{StatusCode: 403, Code: "InvalidAccessKeyId"})
+	if !errors.Is(err, remote.ErrPermanent) || !strings.Contains(err.Error(), `access key ID "AKIDEXAMPLE" (check AWS_ACCESS_KEY_ID)`) || strings.Contains(err.Error(), "expired") {
+		t.Errorf("got %v, want a permanent error asking to check AWS_ACCESS_KEY_ID", err)
 	}
 }
 
