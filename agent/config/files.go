@@ -195,6 +195,15 @@ func fileProblem(err error) string {
 // repo.ReadPasswordFile, with its own bound.
 const maxSecret = 64 << 10
 
+// ReadSecretFile reads a secret other than the repository password (a
+// database or SMTP password, an S3 secret key) the way the agent
+// configuration does: the first line of the file, without its line ending.
+// The command line's flags for such files use it too, so that one file
+// means the same secret to both.
+func ReadSecretFile(path, what string) (string, error) {
+	return readSecret(path, what, maxSecret)
+}
+
 // readSecret returns the first line of a secret file, of at most limit
 // bytes. Errors name the file and never hold its contents.
 func readSecret(path, what string, limit int) (string, error) {

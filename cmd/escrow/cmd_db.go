@@ -100,7 +100,8 @@ func (o *dbDumpOptions) spec(g *globalOptions) (database.Spec, error) {
 }
 
 // dbPassword reads the database password from --db-password-file or
-// $ESCROW_DB_PASSWORD_FILE; none is fine (socket or peer authentication).
+// $ESCROW_DB_PASSWORD_FILE, as the agent reads a database's password_file;
+// none is fine (socket or peer authentication).
 func dbPassword(g *globalOptions, file string) (string, error) {
 	if file == "" {
 		file = g.env.getenv("ESCROW_DB_PASSWORD_FILE")
@@ -108,9 +109,9 @@ func dbPassword(g *globalOptions, file string) (string, error) {
 	if file == "" {
 		return "", nil
 	}
-	p, err := readPasswordFile(file)
+	p, err := config.ReadSecretFile(file, "database password")
 	if err != nil {
-		return "", fmt.Errorf("database %w", err)
+		return "", usageError(fmt.Errorf("database password file %w", err))
 	}
 	return p, nil
 }
