@@ -278,6 +278,11 @@ func (h *Held) refresh(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if ctx.Err() != nil {
+				// Unlock came at the same tick: a refresh started now
+				// would only add a file to release.
+				return
+			}
 			h.mu.Lock()
 			l := h.lock
 			prev := h.id

@@ -332,9 +332,11 @@ func TestLockRefreshSupersedes(t *testing.T) {
 		t.Fatalf("locks of a refreshed holder: %v, %v; want exactly one", live, err)
 	}
 	mustUnlock(t, h)
-	// One record releases the whole chain.
-	if got := len(s.names(t, remote.ReleaseFile)); got != 1 {
-		t.Errorf("%d release records, want 1", got)
+	// One record releases the whole chain. A second is written when the
+	// unlock cut a refresh's upload short: the store may have kept it.
+	files = len(s.names(t, remote.LockFile))
+	if got := len(s.names(t, remote.ReleaseFile)); got < 1 || got > 2 || got >= files {
+		t.Errorf("%d release records for a chain of %d lock files, want 1 (2 if a refresh was cut short)", got, files)
 	}
 	r3, _ := s.handle(t, repo.LockOptions{})
 	if live, err := r3.Locks(context.Background()); err != nil || len(live) != 0 {
