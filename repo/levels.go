@@ -14,20 +14,24 @@ import (
 //   - Bulk: while most of the stream's blobs so far were new (its first
 //     dump, or one that shares little with the last), compression is most
 //     of the work per byte, and a tool writing into a pipe waits for it;
-//     these bytes are stored once. They get zstd's fastest level, which on
-//     dumps stores 3-5% more than the default for 60% of its CPU.
+//     these bytes are stored once. They get zstd's fastest level, which
+//     costs 60% of the default's CPU for 0-5% more bytes on dumps.
 //   - Change: once most blobs were already stored, the new ones are the
 //     dump's changes, few, and stored again with every dump. They get the
-//     default level, or "better" where it pays: better costs 1.4 times the
-//     default's CPU and saves ~5% on rows of numbers (pgbench) but nothing
-//     on prose (a site's posts), so every probeEvery-th change blob is
-//     compressed at both and the stream keeps to better only while better
-//     saves at least 2% on the probed blobs.
+//     cheapest level that stores them within 1% of the smallest, as probes
+//     find: every probeEvery-th change blob is compressed at all three
+//     levels (fastest, default, better: each costs about 1.5 times the
+//     last) and stored at the smallest. Which wins depends on the content:
+//     on a site's prose the default stores 5% less than the fastest level
+//     and better nothing more; on pgbench's rows, which compress 100 to 1,
+//     the fastest stores least.
 //
 // The choice depends on the stream's content and the index, not on timing,
-// so the same dumps into the same repository store the same bytes.
+// so the same dumps into the same repository store nearly the same bytes
+// (blobs sealed at once may swap counts).
 type streamLevels struct {
-	fast, normal, better *zstd.Encoder
+	// enc holds the encoders from the cheapest to the dearest.
+	enc [3]*zstd.Encoder
 
 	// known and fresh count the stream's data blobs found stored and those
 	// being stored.
@@ -36,28 +40,26 @@ type streamLevels struct {
 	changes atomic.Int64
 
 	mu sync.Mutex
-	// probe is scratch for the second encoding of a probed blob.
+	// probe is scratch for the other encodings of a probed blob.
 	probe []byte
-	// normalBytes and betterBytes are the probed blobs' sizes at each level.
-	normalBytes, betterBytes int64
-	useBetter                bool
+	// probed is the probed blobs' bytes at each level; level the one change
+	// blobs get.
+	probed [3]int64
+	level  int
 }
 
-// probeEvery is how often a change blob is compressed at both levels: one
-// in 16 adds 1/16 of the better level's cost to the default's.
+// probeEvery is how often a change blob is compressed at every level: one
+// in 16 adds about a fifth of the chosen level's cost.
 const probeEvery = 16
 
 func (r *Repository) newStreamLevels() (*streamLevels, error) {
 	l := &streamLevels{}
-	var err error
-	if l.fast, err = r.encoder(zstd.SpeedFastest); err != nil {
-		return nil, err
-	}
-	if l.normal, err = r.encoder(zstd.SpeedDefault); err != nil {
-		return nil, err
-	}
-	if l.better, err = r.encoder(zstd.SpeedBetterCompression); err != nil {
-		return nil, err
+	for i, level := range []zstd.EncoderLevel{zstd.SpeedFastest, zstd.SpeedDefault, zstd.SpeedBetterCompression} {
+		e, err := r.encoder(level)
+		if err != nil {
+			return nil, err
+		}
+		l.enc[i] = e
 	}
 	return l, nil
 }
@@ -69,27 +71,32 @@ func (l *streamLevels) compress(plaintext, dst []byte) []byte {
 	// counts they would one after the other.
 	fresh, known := l.fresh.Add(1), l.known.Load()
 	if fresh-1 > known {
-		return l.fast.EncodeAll(plaintext, dst)
+		return l.enc[0].EncodeAll(plaintext, dst)
 	}
 	if l.changes.Add(1)%probeEvery != 1 {
 		l.mu.Lock()
-		better := l.useBetter
+		level := l.level
 		l.mu.Unlock()
-		if better {
-			return l.better.EncodeAll(plaintext, dst)
-		}
-		return l.normal.EncodeAll(plaintext, dst)
+		return l.enc[level].EncodeAll(plaintext, dst)
 	}
-	// A probe: both levels, keeping the smaller.
-	dst = l.normal.EncodeAll(plaintext, dst)
+	// A probe: every level, keeping the smallest.
+	dst = l.enc[0].EncodeAll(plaintext, dst)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.probe = l.better.EncodeAll(plaintext, l.probe[:0])
-	l.normalBytes += int64(len(dst))
-	l.betterBytes += int64(len(l.probe))
-	l.useBetter = l.betterBytes*100 <= l.normalBytes*98
-	if len(l.probe) < len(dst) {
-		dst = append(dst[:0], l.probe...)
+	l.probed[0] += int64(len(dst))
+	for i := 1; i < len(l.enc); i++ {
+		l.probe = l.enc[i].EncodeAll(plaintext, l.probe[:0])
+		l.probed[i] += int64(len(l.probe))
+		if len(l.probe) < len(dst) {
+			dst = append(dst[:0], l.probe...)
+		}
+	}
+	least := min(l.probed[0], l.probed[1], l.probed[2])
+	for i, n := range l.probed {
+		if n*100 <= least*101 {
+			l.level = i
+			break
+		}
 	}
 	return dst
 }
