@@ -166,14 +166,14 @@ func resticChunks(t *testing.T, data []byte, average int) [][]byte {
 // repository must deduplicate, and restic must cut files the same way.
 func TestSameCutsAsRestic(t *testing.T) {
 	rng := rand.New(rand.NewSource(5))
-	random := make([]byte, 12<<20)
+	random := make([]byte, 6<<20)
 	rng.Read(random)
-	text := make([]byte, 6<<20)
+	text := make([]byte, 3<<20)
 	for i := range text {
 		text[i] = "etaoin shrdlu\n,.0123"[rng.Intn(20)]
 	}
-	runs := make([]byte, 0, 20<<20)
-	for len(runs) < 19<<20 {
+	runs := make([]byte, 0, 12<<20)
+	for len(runs) < 8<<20 {
 		n := rng.Intn(3 << 20)
 		runs = append(runs, bytes.Repeat([]byte{byte(rng.Intn(2))}, n)...)
 		runs = append(runs, random[:rng.Intn(200<<10)]...)
@@ -182,7 +182,7 @@ func TestSameCutsAsRestic(t *testing.T) {
 		name string
 		data []byte
 	}{{"random", random}, {"text", text}, {"runs", runs}, {"short", random[:1000]}, {"empty", nil}} {
-		for avg := MinAverage; avg <= DefaultAverage; avg *= 4 {
+		for _, avg := range []int{MinAverage, 16 << 10, 128 << 10, DefaultAverage} {
 			want := resticChunks(t, in.data, avg)
 			got := splitAverage(t, in.data, avg)
 			if len(got) != len(want) {

@@ -96,8 +96,8 @@ type Repository struct {
 	// first use by encoder.
 	encMu    sync.Mutex
 	encoders map[zstd.EncoderLevel]*zstd.Encoder
-	idx        *Index
-	trees      *treePackCache
+	idx      *Index
+	trees    *treePackCache
 	// zbufs holds *[]byte scratch for decrypting compressed blobs.
 	zbufs sync.Pool
 	log   *slog.Logger

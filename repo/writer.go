@@ -33,7 +33,7 @@ type Writer struct {
 	// levels picks each data blob's level (CompressionStream), or is nil.
 	levels *streamLevels
 	ctx    context.Context // cancelled when an upload fails
-	g     *errgroup.Group
+	g      *errgroup.Group
 
 	uploads chan *packer
 	bufs    *bufPool // pack buffers; waiting for one is the backpressure on callers
