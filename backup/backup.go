@@ -72,7 +72,7 @@ type Options struct {
 	// it fixed for a given source. Files always use the default.
 	ChunkAverage int
 	// Compression is the level Stream compresses blobs at
-	// (repo.CompressionBetter for dumps); the default is the repository's.
+	// (repo.CompressionStream for dumps); the default is the repository's.
 	Compression repo.Compression
 }
 

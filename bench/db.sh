@@ -14,6 +14,9 @@
 #   BENCH_CHUNKS="64 128 256 1024"  average chunk sizes in KiB for the offline
 #                            comparison on the saved dumps ("" skips it)
 #   BENCH_FIRST=escrow       which tool dumps first (escrow|restic)
+#   BENCH_BASE=REV           also dump with escrow built at git revision REV
+#                            (e.g. main), into a bucket of its own, right
+#                            after this escrow: a comparison in the same run
 #   BENCH_KEEP=0             1: keep dumps, database and MinIO data
 #   BENCH_WORK=DIR           work directory (default: a new one under $TMPDIR or /tmp)
 #   BENCH_STEP_TIMEOUT=1800  seconds before a step is killed (and the run fails)
@@ -32,6 +35,7 @@ BENCH_PG_SCALE=${BENCH_PG_SCALE:-20}
 BENCH_PG_SECONDS=${BENCH_PG_SECONDS:-30}
 BENCH_CHUNKS=${BENCH_CHUNKS-64 128 256 1024}
 BENCH_FIRST=${BENCH_FIRST:-escrow}
+BENCH_BASE=${BENCH_BASE:-}
 BENCH_KEEP=${BENCH_KEEP:-0}
 BENCH_STEP_TIMEOUT=${BENCH_STEP_TIMEOUT:-1800}
 RESTIC=${RESTIC:-/usr/bin/restic}
@@ -47,6 +51,13 @@ escrow) TOOLS=(escrow restic) ;;
 restic) TOOLS=(restic escrow) ;;
 *) die "BENCH_FIRST must be escrow or restic, not '$BENCH_FIRST'" ;;
 esac
+if [[ -n $BENCH_BASE ]]; then
+	# The base dumps right after this escrow, so both meet the same load.
+	case $BENCH_FIRST in
+	escrow) TOOLS=(escrow base restic) ;;
+	restic) TOOLS=(restic escrow base) ;;
+	esac
+fi
 for s in $BENCH_DB_SCENARIOS; do
 	[[ $s == site || $s == pgbench ]] || die "unknown scenario '$s' (want site and/or pgbench)"
 done
@@ -132,6 +143,13 @@ build() { (cd "$ROOT" && "$@") || (sleep 2 && cd "$ROOT" && "$@"); }
 build env CGO_ENABLED=0 go build -o "$BIN/escrow" ./cmd/escrow || die "go build ./cmd/escrow"
 build go build -o "$BIN/dbgen" ./bench/dbgen || die "go build ./bench/dbgen"
 build go build -o "$BIN/dbchunks" ./bench/dbchunks || die "go build ./bench/dbchunks"
+if [[ -n $BENCH_BASE ]]; then
+	BASE_REV=$(git -C "$ROOT" rev-parse --short "$BENCH_BASE") || die "BENCH_BASE: no revision '$BENCH_BASE'"
+	mkdir -p "$WORK/base-src"
+	git -C "$ROOT" archive "$BASE_REV" | tar -x -C "$WORK/base-src" || die "git archive $BASE_REV"
+	(cd "$WORK/base-src" && CGO_ENABLED=0 go build -o "$BIN/escrow-base" ./cmd/escrow) || die "go build ./cmd/escrow at $BASE_REV"
+	rm -rf "$WORK/base-src"
+fi
 ESCROW_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [[ -z $(git -C "$ROOT" status --porcelain 2>/dev/null | head -1) ]] || ESCROW_REV="$ESCROW_REV+worktree"
 RESTIC_VERSION=$("$RESTIC" version | head -1)
@@ -179,12 +197,17 @@ head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DATA/secrets/escrow-passw
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DATA/secrets/restic-password"
 ESCROW_BUCKET=escrow-dbbench
 RESTIC_BUCKET=restic-dbbench
+BASE_BUCKET=base-dbbench
+BASE_REPO=s3:http://127.0.0.1:$PORT/$BASE_BUCKET
 ESCROW_REPO=s3:http://127.0.0.1:$PORT/$ESCROW_BUCKET
 RESTIC_REPO=s3:http://127.0.0.1:$PORT/$RESTIC_BUCKET
 mkdir -p "$DATA/restic-cache"
 
 escrow() {
 	env ESCROW_REPOSITORY="$ESCROW_REPO" ESCROW_PASSWORD_FILE="$DATA/secrets/escrow-password" "$BIN/escrow" "$@"
+}
+base() {
+	env ESCROW_REPOSITORY="$BASE_REPO" ESCROW_PASSWORD_FILE="$DATA/secrets/escrow-password" "$BIN/escrow-base" "$@"
 }
 restic() {
 	env RESTIC_PASSWORD_FILE="$DATA/secrets/restic-password" XDG_CACHE_HOME="$DATA/restic-cache" \
@@ -193,6 +216,9 @@ restic() {
 log "initialising both repositories"
 escrow init >"$LOGS/init.escrow.out" 2>&1 || die "escrow init: $(tail -n 20 "$LOGS/init.escrow.out")"
 restic init --repository-version 2 >"$LOGS/init.restic.out" 2>&1 || die "restic init: $(tail -n 20 "$LOGS/init.restic.out")"
+if [[ -n $BENCH_BASE ]]; then
+	base init >"$LOGS/init.base.out" 2>&1 || die "escrow init (base): $(tail -n 20 "$LOGS/init.base.out")"
+fi
 
 # bucket_bytes BUCKET [PREFIX]: the sum of the sizes of the bucket's objects
 # (below PREFIX), as S3 lists them, then their count.
@@ -224,7 +250,7 @@ bucket_bytes() {
 # repo_sizes TOOL: "total data index snapshots objects" of the tool's bucket.
 repo_sizes() {
 	local b
-	case $1 in escrow) b=$ESCROW_BUCKET ;; restic) b=$RESTIC_BUCKET ;; esac
+	case $1 in escrow) b=$ESCROW_BUCKET ;; restic) b=$RESTIC_BUCKET ;; base) b=$BASE_BUCKET ;; esac
 	local t d i s n _
 	read -r t n < <(bucket_bytes "$b")
 	read -r d _ < <(bucket_bytes "$b" data/)
@@ -275,6 +301,8 @@ dump_round() {
 		case $t in
 		escrow) timed "$k.escrow" env ESCROW_REPOSITORY="$ESCROW_REPO" ESCROW_PASSWORD_FILE="$DATA/secrets/escrow-password" \
 			"$BIN/escrow" --json db dump "${ESCROW_DUMP_ARGS[@]}" ;;
+		base) timed "$k.base" env ESCROW_REPOSITORY="$BASE_REPO" ESCROW_PASSWORD_FILE="$DATA/secrets/escrow-password" \
+			"$BIN/escrow-base" --json db dump "${ESCROW_DUMP_ARGS[@]}" ;;
 		restic) timed "$k.restic" bash -c 'set -o pipefail; '"$DUMP_CMD"' | "$@"' _ \
 			env RESTIC_PASSWORD_FILE="$DATA/secrets/restic-password" XDG_CACHE_HOME="$DATA/restic-cache" \
 			"$RESTIC" -r "$RESTIC_REPO" backup --json --stdin --stdin-filename "$DUMP_NAME" ;;
@@ -293,6 +321,9 @@ dump_round() {
 		die "escrow snapshots: $(tail -n 5 "$LOGS/$k.escrow.snapshots.err")"
 	R[$k.escrow.said]=$(json_number data_added_packed <"$LOGS/$k.escrow.snapshots.json" | tail -1)
 	R[$k.escrow.stream_s]=$(json_number duration_seconds <"$LOGS/$k.escrow.out")
+	if [[ -n $BENCH_BASE ]]; then
+		R[$k.base.stream_s]=$(json_number duration_seconds <"$LOGS/$k.base.out")
+	fi
 	R[$k.restic.said]=$(grep '"message_type":"summary"' "$LOGS/$k.restic.out" | json_number data_added)
 	log "$k: dump ${R[$k.bytes]} bytes; added: escrow ${R[$k.escrow.added]}, restic ${R[$k.restic.added]}"
 }
@@ -479,6 +510,26 @@ REPORT=$LOGS/results.txt
 	echo "(target: ratio >= 0.80; CPU seconds: $(for sc in $BENCH_DB_SCENARIOS; do for n in 1 2; do
 		printf '%s devnull %s escrow %s restic %s;  ' "$sc.$n" "${R[$sc.$n.devnull.cpu]}" "${R[$sc.$n.escrow.cpu]}" "${R[$sc.$n.restic.cpu]}"
 	done; done))"
+	if [[ -n $BENCH_BASE ]]; then
+		echo
+		echo "Against escrow $BASE_REV (BENCH_BASE=$BENCH_BASE), dumping right after this escrow in the same run"
+		echo "(MB added, e/r and b/r against restic; stream MB/s and ratio to /dev/null; speedup = base's stream"
+		echo "time / escrow's):"
+		printf '%-10s %9s %9s %6s %6s | %8s %8s %7s %7s %8s\n' dump escrow_MB base_MB e/r b/r escrow base e_ratio b_ratio speedup
+		for sc in $BENCH_DB_SCENARIOS; do
+			for n in 1 2; do
+				k=$sc.$n
+				printf '%-10s %9s %9s %6s %6s | %8s %8s %7s %7s %8s\n' "$k" "$(mb "${R[$k.escrow.added]}")" "$(mb "${R[$k.base.added]}")" \
+					"$(div "${R[$k.escrow.added]}" "${R[$k.restic.added]}")" "$(div "${R[$k.base.added]}" "${R[$k.restic.added]}")" \
+					"$(mbps "${R[$k.bytes]}" "${R[$k.escrow.stream_s]}")" "$(mbps "${R[$k.bytes]}" "${R[$k.base.stream_s]}")" \
+					"$(div "${R[$k.devnull.wall]}" "${R[$k.escrow.stream_s]}")" "$(div "${R[$k.devnull.wall]}" "${R[$k.base.stream_s]}")" \
+					"$(div "${R[$k.base.stream_s]}" "${R[$k.escrow.stream_s]}")"
+			done
+		done
+		echo "(CPU seconds, escrow / base, with the dump tool's: $(for sc in $BENCH_DB_SCENARIOS; do for n in 1 2; do
+			printf '%s %s / %s;  ' "$sc.$n" "${R[$sc.$n.escrow.cpu]}" "${R[$sc.$n.base.cpu]}"
+		done; done))"
+	fi
 	if [[ -n $BENCH_CHUNKS ]]; then
 		echo
 		echo "escrow with other average chunk sizes, offline on the same saved dumps (bench/dbchunks,"

@@ -276,10 +276,11 @@ func runJob(ctx context.Context, r *repo.Repository, spec Spec, j job, tags []st
 	bres, err := backup.Stream(ctx, r, cr, j.file, backup.Options{
 		Tags: all, Host: opts.Host, ProgramVersion: opts.ProgramVersion, Logger: opts.Logger, Now: opts.Now,
 		ChunkAverage: DumpChunkAverage,
-		// Small blobs of rows compress less on their own; zstd's "better"
-		// level wins back ~5% on row-heavy dumps (pgbench) for ~2x the
-		// compression CPU, which a dump tool's pace leaves room for.
-		Compression: repo.CompressionBetter,
+		// A level per blob: fast for a first dump, so that compressing does
+		// not hold the tool back, and for the changes of later dumps the
+		// default, or "better" where it pays (~5% on row-heavy dumps such
+		// as pgbench's), as those bytes are stored again with every dump.
+		Compression: repo.CompressionStream,
 	})
 	// backup.Stream saves a snapshot only after a clean end of the output,
 	// which the stream gives only when the tool exited 0 and the trailer

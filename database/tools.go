@@ -158,7 +158,13 @@ func (c *checkedReader) Read(p []byte) (int, error) {
 			failpoint.Hit(failpoint.DumpMid)
 		}
 		c.n += uint64(n)
-		c.tail = append(c.tail, p[:n]...)
+		// Keep the last tailSize bytes at least, copying no more of a
+		// large read than that.
+		in := p[:n]
+		if len(in) >= tailSize {
+			c.tail, in = c.tail[:0], in[len(in)-tailSize:]
+		}
+		c.tail = append(c.tail, in...)
 		if len(c.tail) > 2*tailSize {
 			c.tail = append(c.tail[:0], c.tail[len(c.tail)-tailSize:]...)
 		}

@@ -35,9 +35,12 @@ const (
 	CompressionOff
 	CompressionMax
 	// CompressionBetter is zstd's "better" level, for writers of data that
-	// compresses very well in small blobs (database dumps); not a
-	// repository-wide mode.
+	// compresses very well in small blobs; not a repository-wide mode.
 	CompressionBetter
+	// CompressionStream picks a level per blob for a writer of one long
+	// stream that is stored again and again (database dumps): see
+	// streamLevels. Not a repository-wide mode.
+	CompressionStream
 )
 
 // Options tune a repository handle. The zero value is usable.
@@ -89,12 +92,12 @@ type Repository struct {
 	cfg   Config
 	opts  Options
 	codec *codec
-	// better is the CompressionBetter codec, made on first use.
-	betterOnce sync.Once
-	better     *codec
-	betterErr  error
-	idx        *Index
-	trees      *treePackCache
+	// encoders holds the encoders of levels other than codec's, made on
+	// first use by encoder.
+	encMu    sync.Mutex
+	encoders map[zstd.EncoderLevel]*zstd.Encoder
+	idx      *Index
+	trees    *treePackCache
 	// zbufs holds *[]byte scratch for decrypting compressed blobs.
 	zbufs sync.Pool
 	log   *slog.Logger
@@ -199,18 +202,33 @@ func newRepository(be remote.Backend, key *Key, cfg Config, opts Options) (*Repo
 // Close releases the repository's resources (not the backend).
 func (r *Repository) Close() {
 	r.codec.close()
-	if r.better != nil {
-		r.better.close()
+	r.encMu.Lock()
+	defer r.encMu.Unlock()
+	for _, e := range r.encoders {
+		_ = e.Close()
 	}
+	r.encoders = nil
 }
 
-// codecFor returns the codec that compresses at level c.
-func (r *Repository) codecFor(c Compression) (*codec, error) {
-	if c != CompressionBetter {
-		return r.codec, nil
+// encoder returns the encoder of level, shared by every writer of r.
+func (r *Repository) encoder(level zstd.EncoderLevel) (*zstd.Encoder, error) {
+	if level == r.codec.level {
+		return r.codec.enc, nil
 	}
-	r.betterOnce.Do(func() { r.better, r.betterErr = newCodec(zstd.SpeedBetterCompression) })
-	return r.better, r.betterErr
+	r.encMu.Lock()
+	defer r.encMu.Unlock()
+	if e := r.encoders[level]; e != nil {
+		return e, nil
+	}
+	e, err := newEncoder(level)
+	if err != nil {
+		return nil, fmt.Errorf("zstd encoder at level %s: %w", level, err)
+	}
+	if r.encoders == nil {
+		r.encoders = map[zstd.EncoderLevel]*zstd.Encoder{}
+	}
+	r.encoders[level] = e
+	return e, nil
 }
 
 // Backend returns the storage the repository lives in.

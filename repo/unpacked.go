@@ -30,7 +30,8 @@ const maxUnpackedSize = 512 << 20
 // codec compresses and decompresses; zstd encoders and decoders are safe for
 // concurrent use through EncodeAll and DecodeAll.
 type codec struct {
-	enc *zstd.Encoder
+	enc   *zstd.Encoder
+	level zstd.EncoderLevel
 	// encoders is how many EncodeAll calls can run at once.
 	encoders int
 	dec      *zstd.Decoder
@@ -53,8 +54,7 @@ func newCodec(level zstd.EncoderLevel) (*codec, error) {
 // newCodecLimit is newCodec with another bound on decoded sizes (tests use
 // a small one).
 func newCodecLimit(level zstd.EncoderLevel, maxDecoded uint64) (*codec, error) {
-	n := min(runtime.GOMAXPROCS(0), 8)
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(n), zstd.WithWindowSize(encoderWindow))
+	enc, err := newEncoder(level)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +66,16 @@ func newCodecLimit(level zstd.EncoderLevel, maxDecoded uint64) (*codec, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &codec{enc: enc, encoders: n, dec: dec, blobDec: blobDec}, nil
+	return &codec{enc: enc, level: level, encoders: encoderCount(), dec: dec, blobDec: blobDec}, nil
+}
+
+// encoderCount is how many blobs an encoder compresses at once: one per
+// core, up to 8.
+func encoderCount() int { return min(runtime.GOMAXPROCS(0), 8) }
+
+func newEncoder(level zstd.EncoderLevel) (*zstd.Encoder, error) {
+	return zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(encoderCount()),
+		zstd.WithWindowSize(encoderWindow))
 }
 
 func (c *codec) close() {

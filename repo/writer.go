@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/escrow-backup/escrow/internal/failpoint"
@@ -27,10 +28,12 @@ import (
 // from a fixed set (one open pack per blob type plus one per upload), so a
 // backup allocates almost nothing per blob and its memory stays flat.
 type Writer struct {
-	r     *Repository
-	codec *codec          // compresses blobs
-	ctx   context.Context // cancelled when an upload fails
-	g     *errgroup.Group
+	r   *Repository
+	enc *zstd.Encoder // compresses blobs, unless levels picks per blob
+	// levels picks each data blob's level (CompressionStream), or is nil.
+	levels *streamLevels
+	ctx    context.Context // cancelled when an upload fails
+	g      *errgroup.Group
 
 	uploads chan *packer
 	bufs    *bufPool // pack buffers; waiting for one is the backpressure on callers
@@ -95,10 +98,18 @@ func (r *Repository) NewWriter(ctx context.Context) *Writer {
 }
 
 // NewWriterCompression is NewWriter with blobs compressed at level c
-// (CompressionBetter for dumps); the repository's mode still decides
+// (CompressionStream for dumps); the repository's mode still decides
 // whether blobs are compressed at all.
 func (r *Repository) NewWriterCompression(ctx context.Context, c Compression) (*Writer, error) {
-	codec, err := r.codecFor(c)
+	enc := r.codec.enc
+	var levels *streamLevels
+	var err error
+	switch c {
+	case CompressionBetter:
+		enc, err = r.encoder(zstd.SpeedBetterCompression)
+	case CompressionStream:
+		levels, err = r.newStreamLevels()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -106,10 +117,10 @@ func (r *Repository) NewWriterCompression(ctx context.Context, c Compression) (*
 	// One open pack per blob type (data and tree) and one per upload.
 	nbufs := r.opts.Uploads + 2
 	w := &Writer{
-		r: r, codec: codec, ctx: gctx, g: g,
+		r: r, enc: enc, levels: levels, ctx: gctx, g: g,
 		uploads:   make(chan *packer, nbufs),
 		bufs:      newBufPool(nbufs),
-		scratch:   newBufPool(codec.encoders),
+		scratch:   newBufPool(encoderCount()),
 		pending:   map[BlobHandle]struct{}{},
 		lastIndex: time.Now(),
 	}
@@ -135,6 +146,9 @@ func (w *Writer) SaveBlob(ctx context.Context, t BlobType, plaintext []byte) (ID
 	_, inFlight := w.pending[h]
 	if inFlight || (!w.repack && w.r.idx.Has(h)) {
 		w.mu.Unlock()
+		if w.levels != nil && t == DataBlob {
+			w.levels.known.Add(1)
+		}
 		return id, false, nil
 	}
 	w.pending[h] = struct{}{}
@@ -159,11 +173,14 @@ func (w *Writer) save(ctx context.Context, h BlobHandle, plaintext []byte) error
 	defer func() { w.scratch.put(z) }()
 	payload, plainLen := plaintext, uint32(0)
 	if w.r.compresses() && len(plaintext) > 0 {
-		enc := w.codec.enc
-		if bound := enc.MaxEncodedSize(len(plaintext)); cap(z) < bound {
+		if bound := w.enc.MaxEncodedSize(len(plaintext)); cap(z) < bound {
 			z = make([]byte, 0, bound)
 		}
-		z = enc.EncodeAll(plaintext, z[:0])
+		if w.levels != nil && h.Type == DataBlob {
+			z = w.levels.compress(plaintext, z[:0])
+		} else {
+			z = w.enc.EncodeAll(plaintext, z[:0])
+		}
 		if len(z) < len(plaintext) {
 			payload, plainLen = z, uint32(len(plaintext))
 		}
