@@ -3,12 +3,9 @@ package chunk
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
-	"math/bits"
 	"math/rand"
 	"testing"
-	"testing/iotest"
 
 	"github.com/restic/chunker"
 )
@@ -141,80 +138,29 @@ func TestAverageRejected(t *testing.T) {
 }
 
 // The default splitter is restic's: files cut as restic cuts them.
-// resticChunks splits data with restic's chunker at average.
-func resticChunks(t *testing.T, data []byte, average int) [][]byte {
-	t.Helper()
-	c := chunker.NewWithBoundaries(bytes.NewReader(data), testPol, uint(average/2), uint(average*8))
-	c.SetAverageBits(bits.TrailingZeros(uint(average)))
-	buf := make([]byte, chunker.MaxSize)
+func TestDefaultIsRestics(t *testing.T) {
+	data := make([]byte, 12<<20)
+	rand.New(rand.NewSource(5)).Read(data)
 	var want [][]byte
+	c := chunker.New(bytes.NewReader(data), testPol)
+	buf := make([]byte, chunker.MaxSize)
 	for {
 		ch, err := c.Next(buf)
 		if errors.Is(err, io.EOF) {
-			return want
+			break
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
 		want = append(want, append([]byte(nil), ch.Data...))
 	}
-}
-
-// The splitter cuts where restic's chunker does, at every average, on
-// random data, on text-like data with few distinct bytes, and on data with
-// long runs of one byte (which reach the maximum size): chunks already in a
-// repository must deduplicate, and restic must cut files the same way.
-func TestSameCutsAsRestic(t *testing.T) {
-	rng := rand.New(rand.NewSource(5))
-	random := make([]byte, 6<<20)
-	rng.Read(random)
-	text := make([]byte, 3<<20)
-	for i := range text {
-		text[i] = "etaoin shrdlu\n,.0123"[rng.Intn(20)]
+	got := drain(t, New(bytes.NewReader(data), testPol))
+	if len(got) != len(want) {
+		t.Fatalf("%d chunks, restic's chunker makes %d", len(got), len(want))
 	}
-	runs := make([]byte, 0, 12<<20)
-	for len(runs) < 8<<20 {
-		n := rng.Intn(3 << 20)
-		runs = append(runs, bytes.Repeat([]byte{byte(rng.Intn(2))}, n)...)
-		runs = append(runs, random[:rng.Intn(200<<10)]...)
-	}
-	for _, in := range []struct {
-		name string
-		data []byte
-	}{{"random", random}, {"text", text}, {"runs", runs}, {"short", random[:1000]}, {"empty", nil}} {
-		for _, avg := range []int{MinAverage, 16 << 10, 128 << 10, DefaultAverage} {
-			want := resticChunks(t, in.data, avg)
-			got := splitAverage(t, in.data, avg)
-			if len(got) != len(want) {
-				t.Fatalf("%s, average %d: %d chunks, restic's chunker makes %d", in.name, avg, len(got), len(want))
-			}
-			for i := range got {
-				if !bytes.Equal(got[i], want[i]) {
-					t.Fatalf("%s, average %d: chunk %d (%d bytes) differs from restic's (%d bytes)", in.name, avg, i, len(got[i]), len(want[i]))
-				}
-			}
-		}
-	}
-}
-
-// A read error ends the split with that error, as restic's chunker does,
-// not with a short last chunk.
-func TestReadErrorFails(t *testing.T) {
-	boom := errors.New("boom")
-	data := make([]byte, 3<<20)
-	rand.New(rand.NewSource(7)).Read(data)
-	s, err := NewAverage(io.MultiReader(bytes.NewReader(data), iotest.ErrReader(boom)), testPol, 128<<10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, MaxSize)
-	for {
-		_, err := s.Next(buf)
-		if errors.Is(err, boom) {
-			return
-		}
-		if err != nil {
-			t.Fatalf("got %v, want the read error", err)
+	for i := range got {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("chunk %d differs from restic's", i)
 		}
 	}
 }
@@ -251,41 +197,16 @@ func TestRandomPolynomialDiffers(t *testing.T) {
 func BenchmarkSplit(b *testing.B) {
 	data := make([]byte, 64<<20)
 	rand.New(rand.NewSource(3)).Read(data)
-	for _, avg := range []int{128 << 10, DefaultAverage} {
-		b.Run(fmt.Sprintf("avg=%dKiB", avg>>10), func(b *testing.B) {
-			buf := make([]byte, MaxSize)
-			s, _ := NewAverage(nil, testPol, avg)
-			b.SetBytes(int64(len(data)))
-			for b.Loop() {
-				s.Reset(bytes.NewReader(data), testPol)
-				for {
-					if _, err := s.Next(buf); err != nil {
-						break
-					}
-				}
+	buf := make([]byte, MaxSize)
+	s := New(nil, testPol)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s.Reset(bytes.NewReader(data), testPol)
+		for {
+			if _, err := s.Next(buf); err != nil {
+				break
 			}
-		})
-	}
-}
-
-// BenchmarkSplitRestic is restic's chunker on the same data, for comparison.
-func BenchmarkSplitRestic(b *testing.B) {
-	data := make([]byte, 64<<20)
-	rand.New(rand.NewSource(3)).Read(data)
-	for _, avg := range []int{128 << 10, DefaultAverage} {
-		b.Run(fmt.Sprintf("avg=%dKiB", avg>>10), func(b *testing.B) {
-			buf := make([]byte, MaxSize)
-			c := chunker.NewWithBoundaries(nil, testPol, uint(avg/2), uint(avg*8))
-			b.SetBytes(int64(len(data)))
-			for b.Loop() {
-				c.ResetWithBoundaries(bytes.NewReader(data), testPol, uint(avg/2), uint(avg*8))
-				c.SetAverageBits(bits.TrailingZeros(uint(avg)))
-				for {
-					if _, err := c.Next(buf); err != nil {
-						break
-					}
-				}
-			}
-		})
+		}
 	}
 }
