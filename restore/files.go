@@ -34,24 +34,12 @@ type wanted struct {
 	uses []blobUse
 }
 
-func (rs *restorer) restoreFiles(ctx context.Context) error {
+// restoreFiles writes a batch's files: their blobs grouped by pack, each
+// pack read once, in the order the batch first needs them.
+func (rs *restorer) restoreFiles(ctx context.Context, b *batch) error {
 	packs := map[repo.ID]*packPlan{}
-	buf := make([]byte, 0, 1<<20)
-	for _, f := range rs.files {
-		if f.failed.Load() {
-			continue
-		}
-		// Into a target that was empty, nothing can match: a million
-		// failed opens are worth skipping.
-		if !rs.empty && matchesOK(f, &buf) {
-			f.skipped = true
-			rs.res.Skipped++
-			if err := rs.applyMeta(f.path, f.node); err != nil {
-				rs.fail(f.path, err)
-			}
-			rs.progress(1, f.node.Size)
-			continue
-		}
+	var order []*packPlan
+	for _, f := range b.files {
 		if len(f.blobs) == 0 {
 			if err := rs.createPartial(f); err != nil {
 				rs.fail(f.path, err)
@@ -72,6 +60,7 @@ func (rs *restorer) restoreFiles(ctx context.Context) error {
 			if p == nil {
 				p = &packPlan{id: pb.PackID, blobs: map[repo.ID]*wanted{}, start: int64(pb.Offset)}
 				packs[pb.PackID] = p
+				order = append(order, p)
 			}
 			p.start = min(p.start, int64(pb.Offset))
 			p.end = max(p.end, int64(pb.Offset)+int64(pb.Length))
@@ -84,10 +73,8 @@ func (rs *restorer) restoreFiles(ctx context.Context) error {
 			off += int64(pb.PlainLength())
 		}
 	}
-	order := make([]*packPlan, 0, len(packs))
 	var sizes bufSizes
-	for _, p := range packs {
-		order = append(order, p)
+	for _, p := range order {
 		sizes.data = max(sizes.data, p.end-p.start)
 		for _, w := range p.blobs {
 			if w.pb.UncompressedLength != 0 {
@@ -95,32 +82,22 @@ func (rs *restorer) restoreFiles(ctx context.Context) error {
 			}
 		}
 	}
-	sort.Slice(order, func(i, j int) bool { return order[i].id.String() < order[j].id.String() })
 
-	// Each worker has its buffers, sized for the largest range and blob,
-	// and reuses them from pack to pack: a restore allocates about
-	// nothing per pack.
-	bufs := make(chan *packBufs, rs.opts.Workers)
-	for range rs.opts.Workers {
-		bufs <- &packBufs{sizes: sizes}
-	}
+	// Each worker has its buffers, grown to the largest range and blob a
+	// batch needs, and reuses them from pack to pack and batch to batch: a
+	// restore allocates about nothing per pack.
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(rs.opts.Workers)
 	for _, p := range order {
 		g.Go(func() error {
-			b := <-bufs
-			rs.restorePack(gctx, p, b)
-			bufs <- b
+			bufs := <-rs.bufs
+			bufs.grow(sizes)
+			rs.restorePack(gctx, p, bufs)
+			rs.bufs <- bufs
 			return gctx.Err()
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	if err := syncFS(rs.opts.Target); err != nil {
-		return fmt.Errorf("sync %s: %w", rs.opts.Target, err)
-	}
-	return nil
+	return g.Wait()
 }
 
 func partialName(p string) string { return p + partialSuffix }
@@ -149,7 +126,7 @@ func (rs *restorer) created(f *fileEntry) error {
 
 // packBufs are one worker's buffers: the range read from a pack, in which
 // blobs are decrypted, and a compressed blob's plaintext. They are allocated
-// when first needed, at the sizes the plan needs at most.
+// when first needed, at the sizes a batch needs at most.
 type packBufs struct {
 	sizes       bufSizes
 	data, plain []byte
@@ -157,6 +134,16 @@ type packBufs struct {
 
 type bufSizes struct {
 	data, plain int64
+}
+
+// grow makes the buffers at least as large as s asks; larger ones are kept.
+func (b *packBufs) grow(s bufSizes) {
+	if s.data > b.sizes.data {
+		b.sizes.data, b.data = s.data, nil
+	}
+	if s.plain > b.sizes.plain {
+		b.sizes.plain, b.plain = s.plain, nil
+	}
 }
 
 func (b *packBufs) dataBuf() []byte {
@@ -193,6 +180,8 @@ func (rs *restorer) restorePack(ctx context.Context, p *packPlan, bufs *packBufs
 			}
 		}
 	}
+	rs.reads.Add(1)
+	rs.readBytes.Add(end - start)
 	data, err := remote.LoadRangeInto(ctx, rs.r.Backend(), remote.Handle{Type: remote.PackFile, Name: p.id.String()}, start, end-start, bufs.dataBuf())
 	if err == nil && int64(len(data)) != end-start {
 		err = fmt.Errorf("got %d bytes, want %d: %w", len(data), end-start, remote.ErrPermanent)
