@@ -111,12 +111,15 @@ type restorer struct {
 
 // Run restores sn into opts.Target.
 func Run(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Options) (*Result, error) {
-	return run(ctx, r, sn, opts, defaultLimits)
+	res, _, err := run(ctx, r, sn, opts, defaultLimits)
+	return res, err
 }
 
-func run(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Options, limits batchLimits) (*Result, error) {
+// run is Run with the batches' limits; it also returns how many ranged
+// reads of packs it made.
+func run(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Options, limits batchLimits) (*Result, int64, error) {
 	if opts.Target == "" {
-		return nil, errors.New("no target directory given")
+		return nil, 0, errors.New("no target directory given")
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = min(8, max(2, runtime.GOMAXPROCS(0)))
@@ -126,7 +129,7 @@ func run(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Option
 	}
 	target, err := filepath.Abs(opts.Target)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	opts.Target = target
 	for i, inc := range opts.Include {
@@ -139,23 +142,23 @@ func run(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Option
 	}
 	rs.empty = isEmptyDir(target)
 	if err := os.MkdirAll(target, 0o700); err != nil {
-		return nil, fmt.Errorf("create target %s: %w", target, err)
+		return nil, 0, fmt.Errorf("create target %s: %w", target, err)
 	}
 	seen, err := rs.stream(ctx, sn)
 	rs.opts.Logger.Debug("restore read packs", "ranges", rs.reads.Load(), "bytes", rs.readBytes.Load())
 	if err != nil {
-		return &rs.res, err
+		return &rs.res, rs.reads.Load(), err
 	}
 	if len(opts.Include) > 0 && seen == 0 {
-		return nil, fmt.Errorf("%s: %w in snapshot %s", strings.Join(opts.Include, ", "), repo.ErrNotInSnapshot, sn.ID.Str())
+		return nil, 0, fmt.Errorf("%s: %w in snapshot %s", strings.Join(opts.Include, ", "), repo.ErrNotInSnapshot, sn.ID.Str())
 	}
 	if err := syncFS(rs.opts.Target); err != nil {
-		return &rs.res, fmt.Errorf("sync %s: %w", rs.opts.Target, err)
+		return &rs.res, rs.reads.Load(), fmt.Errorf("sync %s: %w", rs.opts.Target, err)
 	}
 	if len(rs.res.Errors) > 0 {
-		return &rs.res, fmt.Errorf("%d of the snapshot's entries could not be restored", len(rs.res.Errors))
+		return &rs.res, rs.reads.Load(), fmt.Errorf("%d of the snapshot's entries could not be restored", len(rs.res.Errors))
 	}
-	return &rs.res, ctx.Err()
+	return &rs.res, rs.reads.Load(), ctx.Err()
 }
 
 // isEmptyDir reports whether dir is missing or an empty directory.

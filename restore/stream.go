@@ -76,6 +76,7 @@ func (rs *restorer) stream(ctx context.Context, sn *repo.Snapshot) (int, error) 
 		rs.mu.Lock()
 		rs.prog.Counted = true
 		rs.mu.Unlock()
+		rs.progress(0, 0) // the final totals
 		return nil
 	})
 	g.Go(func() error {
@@ -87,6 +88,9 @@ func (rs *restorer) stream(ctx context.Context, sn *repo.Snapshot) (int, error) 
 		return nil
 	})
 	err := g.Wait()
+	if err == nil {
+		rs.progress(0, 0) // what is done, after the workers' last calls
+	}
 	return w.seen, err
 }
 
