@@ -9,8 +9,6 @@ import (
 	"os"
 	"sort"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/escrow-backup/escrow/remote"
 	"github.com/escrow-backup/escrow/repo"
 )
@@ -34,9 +32,10 @@ type wanted struct {
 	uses []blobUse
 }
 
-// restoreFiles writes a batch's files: their blobs grouped by pack, each
-// pack read once, in the order the batch first needs them.
-func (rs *restorer) restoreFiles(ctx context.Context, b *batch) error {
+// plan groups a batch's blobs by pack, in the order the batch first needs
+// the packs, and returns the buffer sizes its packs need at most. Empty
+// files need no pack: they are made here.
+func (rs *restorer) plan(b *batch) ([]*packPlan, bufSizes) {
 	packs := map[repo.ID]*packPlan{}
 	var order []*packPlan
 	for _, f := range b.files {
@@ -82,22 +81,7 @@ func (rs *restorer) restoreFiles(ctx context.Context, b *batch) error {
 			}
 		}
 	}
-
-	// Each worker has its buffers, grown to the largest range and blob a
-	// batch needs, and reuses them from pack to pack and batch to batch: a
-	// restore allocates about nothing per pack.
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(rs.opts.Workers)
-	for _, p := range order {
-		g.Go(func() error {
-			bufs := <-rs.bufs
-			bufs.grow(sizes)
-			rs.restorePack(gctx, p, bufs)
-			rs.bufs <- bufs
-			return gctx.Err()
-		})
-	}
-	return g.Wait()
+	return order, sizes
 }
 
 func partialName(p string) string { return p + partialSuffix }

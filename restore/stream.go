@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 
@@ -79,14 +80,7 @@ func (rs *restorer) stream(ctx context.Context, sn *repo.Snapshot) (int, error) 
 		rs.progress(0, 0) // the final totals
 		return nil
 	})
-	g.Go(func() error {
-		for b := range batches {
-			if err := rs.restoreBatch(gctx, b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	g.Go(func() error { return rs.consume(gctx, batches) })
 	err := g.Wait()
 	if err == nil {
 		rs.progress(0, 0) // what is done, after the workers' last calls
@@ -220,11 +214,74 @@ func slim(n *repo.Node) *repo.Node {
 		LinkTarget: n.LinkTarget, LinkTargetRaw: n.LinkTargetRaw}
 }
 
-// restoreBatch writes a batch's files, then makes its links and special
-// files, verifies its files if asked, and sets the metadata of the
-// directories it completes.
-func (rs *restorer) restoreBatch(ctx context.Context, b *batch) error {
-	if err := rs.restoreFiles(ctx, b); err != nil {
+// batchesInFlight is how many batches the workers may be on at once: the
+// packs of the next batch start while the last packs of one are still
+// being written, so the workers never wait for a batch to end.
+const batchesInFlight = 2
+
+// consume writes the batches. A batch's packs go to the shared workers as
+// soon as the batch arrives; what comes after its files (links, special
+// files, verification, directories) is done once its packs are written
+// and the batch before it is finished, so batches finish in walk order.
+func (rs *restorer) consume(ctx context.Context, batches <-chan *batch) error {
+	workers, wctx := errgroup.WithContext(ctx)
+	workers.SetLimit(rs.opts.Workers)
+	var finishers errgroup.Group
+	slots := make(chan struct{}, batchesInFlight)
+	prev := make(chan struct{})
+	close(prev)
+	err := func() error {
+		for b := range batches {
+			select {
+			case slots <- struct{}{}:
+			case <-wctx.Done():
+				return wctx.Err()
+			}
+			order, sizes := rs.plan(b)
+			var written sync.WaitGroup
+			for _, p := range order {
+				written.Add(1)
+				// Each worker has its buffers, grown to the largest range
+				// and blob a batch needs, and reuses them from pack to
+				// pack and batch to batch: a restore allocates about
+				// nothing per pack.
+				workers.Go(func() error {
+					defer written.Done()
+					bufs := <-rs.bufs
+					bufs.grow(sizes)
+					rs.restorePack(wctx, p, bufs)
+					rs.bufs <- bufs
+					return wctx.Err()
+				})
+			}
+			before, done := prev, make(chan struct{})
+			finishers.Go(func() error {
+				defer func() { <-slots }()
+				defer close(done)
+				written.Wait()
+				<-before
+				return rs.finishBatch(wctx, b)
+			})
+			prev = done
+		}
+		return nil
+	}()
+	// Finishers first: the workers' Wait cancels wctx, which they use.
+	ferr := finishers.Wait()
+	werr := workers.Wait()
+	for _, e := range []error{err, werr, ferr} {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// finishBatch makes a batch's links and special files once its files are
+// written, verifies the files if asked, and sets the metadata of the
+// directories the batch completes.
+func (rs *restorer) finishBatch(ctx context.Context, b *batch) error {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	for _, h := range b.hard {
