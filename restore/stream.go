@@ -231,11 +231,17 @@ func (rs *restorer) consume(ctx context.Context, batches <-chan *batch) error {
 	prev := make(chan struct{})
 	close(prev)
 	err := func() error {
-		for b := range batches {
+		for {
+			// A slot first, then a batch: one batch waits in the
+			// channel, not a second one here.
 			select {
 			case slots <- struct{}{}:
 			case <-wctx.Done():
 				return wctx.Err()
+			}
+			b, ok := <-batches
+			if !ok {
+				return nil
 			}
 			order, sizes := rs.plan(b)
 			var written sync.WaitGroup
@@ -264,7 +270,6 @@ func (rs *restorer) consume(ctx context.Context, batches <-chan *batch) error {
 			})
 			prev = done
 		}
-		return nil
 	}()
 	// Finishers first: the workers' Wait cancels wctx, which they use.
 	ferr := finishers.Wait()
