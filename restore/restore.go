@@ -111,7 +111,7 @@ type restorer struct {
 
 // Run restores sn into opts.Target.
 func Run(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Options) (*Result, error) {
-	res, _, err := run(ctx, r, sn, opts, defaultLimits)
+	res, _, err := run(ctx, r, sn, opts, batchLimits{entries: batchEntries, blobs: batchBlobs})
 	return res, err
 }
 

@@ -20,12 +20,16 @@ type batchLimits struct {
 	entries, blobs int
 }
 
-// defaultLimits keep a batch's plan to a few MB (about 400 bytes an entry
-// with its blob, path and plan), while leaving the workers many packs to
-// share at once: with two batches in memory, the one being walked and the
-// one being written, a restore of a million files holds what 2 x 8192 of
-// them need, not a million.
-var defaultLimits = batchLimits{entries: 8192, blobs: 32768}
+// A batch holds at most batchEntries entries or batchBlobs blobs. A file
+// costs about 1 KB while its batch is in memory (path, slim node, blob
+// locations, its share of the pack plan), so a batch is a few MB, and a
+// restore holds at most four (one being walked, one waiting, two being
+// written) however large the snapshot. Large enough that a batch spans
+// several packs, so few packs are read twice at a batch's edge.
+const (
+	batchEntries = 8192
+	batchBlobs   = 32768
+)
 
 // batch is a part of the snapshot restored as one: its files are planned
 // by pack and written by the workers; then its links and special files are
