@@ -9,8 +9,6 @@ import (
 	"os"
 	"sort"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/escrow-backup/escrow/remote"
 	"github.com/escrow-backup/escrow/repo"
 )
@@ -34,24 +32,13 @@ type wanted struct {
 	uses []blobUse
 }
 
-func (rs *restorer) restoreFiles(ctx context.Context) error {
+// plan groups a batch's blobs by pack, in the order the batch first needs
+// the packs, and returns the buffer sizes its packs need at most. Empty
+// files need no pack: they are made here.
+func (rs *restorer) plan(b *batch) ([]*packPlan, bufSizes) {
 	packs := map[repo.ID]*packPlan{}
-	buf := make([]byte, 0, 1<<20)
-	for _, f := range rs.files {
-		if f.failed.Load() {
-			continue
-		}
-		// Into a target that was empty, nothing can match: a million
-		// failed opens are worth skipping.
-		if !rs.empty && matchesOK(f, &buf) {
-			f.skipped = true
-			rs.res.Skipped++
-			if err := rs.applyMeta(f.path, f.node); err != nil {
-				rs.fail(f.path, err)
-			}
-			rs.progress(1, f.node.Size)
-			continue
-		}
+	var order []*packPlan
+	for _, f := range b.files {
 		if len(f.blobs) == 0 {
 			if err := rs.createPartial(f); err != nil {
 				rs.fail(f.path, err)
@@ -72,6 +59,7 @@ func (rs *restorer) restoreFiles(ctx context.Context) error {
 			if p == nil {
 				p = &packPlan{id: pb.PackID, blobs: map[repo.ID]*wanted{}, start: int64(pb.Offset)}
 				packs[pb.PackID] = p
+				order = append(order, p)
 			}
 			p.start = min(p.start, int64(pb.Offset))
 			p.end = max(p.end, int64(pb.Offset)+int64(pb.Length))
@@ -84,10 +72,8 @@ func (rs *restorer) restoreFiles(ctx context.Context) error {
 			off += int64(pb.PlainLength())
 		}
 	}
-	order := make([]*packPlan, 0, len(packs))
 	var sizes bufSizes
-	for _, p := range packs {
-		order = append(order, p)
+	for _, p := range order {
 		sizes.data = max(sizes.data, p.end-p.start)
 		for _, w := range p.blobs {
 			if w.pb.UncompressedLength != 0 {
@@ -95,32 +81,7 @@ func (rs *restorer) restoreFiles(ctx context.Context) error {
 			}
 		}
 	}
-	sort.Slice(order, func(i, j int) bool { return order[i].id.String() < order[j].id.String() })
-
-	// Each worker has its buffers, sized for the largest range and blob,
-	// and reuses them from pack to pack: a restore allocates about
-	// nothing per pack.
-	bufs := make(chan *packBufs, rs.opts.Workers)
-	for range rs.opts.Workers {
-		bufs <- &packBufs{sizes: sizes}
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(rs.opts.Workers)
-	for _, p := range order {
-		g.Go(func() error {
-			b := <-bufs
-			rs.restorePack(gctx, p, b)
-			bufs <- b
-			return gctx.Err()
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	if err := syncFS(rs.opts.Target); err != nil {
-		return fmt.Errorf("sync %s: %w", rs.opts.Target, err)
-	}
-	return nil
+	return order, sizes
 }
 
 func partialName(p string) string { return p + partialSuffix }
@@ -149,7 +110,7 @@ func (rs *restorer) created(f *fileEntry) error {
 
 // packBufs are one worker's buffers: the range read from a pack, in which
 // blobs are decrypted, and a compressed blob's plaintext. They are allocated
-// when first needed, at the sizes the plan needs at most.
+// when first needed, at the sizes a batch needs at most.
 type packBufs struct {
 	sizes       bufSizes
 	data, plain []byte
@@ -157,6 +118,16 @@ type packBufs struct {
 
 type bufSizes struct {
 	data, plain int64
+}
+
+// grow makes the buffers at least as large as s asks; larger ones are kept.
+func (b *packBufs) grow(s bufSizes) {
+	if s.data > b.sizes.data {
+		b.sizes.data, b.data = s.data, nil
+	}
+	if s.plain > b.sizes.plain {
+		b.sizes.plain, b.plain = s.plain, nil
+	}
 }
 
 func (b *packBufs) dataBuf() []byte {
@@ -193,6 +164,8 @@ func (rs *restorer) restorePack(ctx context.Context, p *packPlan, bufs *packBufs
 			}
 		}
 	}
+	rs.reads.Add(1)
+	rs.readBytes.Add(end - start)
 	data, err := remote.LoadRangeInto(ctx, rs.r.Backend(), remote.Handle{Type: remote.PackFile, Name: p.id.String()}, start, end-start, bufs.dataBuf())
 	if err == nil && int64(len(data)) != end-start {
 		err = fmt.Errorf("got %d bytes, want %d: %w", len(data), end-start, remote.ErrPermanent)
@@ -223,11 +196,15 @@ func (rs *restorer) restorePack(ctx context.Context, p *packPlan, bufs *packBufs
 			}
 			// A failed write fails that file only, not the blob's other uses.
 			werr := err
-			if werr == nil {
+			switch {
+			case werr != nil:
+			case len(u.file.blobs) == 1:
+				werr = writeWhole(u.file, plain)
+			default:
 				werr = rs.created(u.file)
-			}
-			if werr == nil {
-				werr = writeAt(partialName(u.file.path), plain, u.offset)
+				if werr == nil {
+					werr = writeAt(partialName(u.file.path), plain, u.offset)
+				}
 			}
 			if werr != nil {
 				u.file.failed.Store(true)
@@ -241,6 +218,30 @@ func (rs *restorer) restorePack(ctx context.Context, p *packPlan, bufs *packBufs
 			}
 		}
 	}
+}
+
+// writeWhole writes the partial file of a file of one blob in one open:
+// most files of a site are that small, and a restore of them is mostly
+// system calls (create, truncate, open, write, close, then metadata and a
+// rename: three fewer here).
+func writeWhole(f *fileEntry, data []byte) error {
+	fh, err := os.OpenFile(partialName(f.path), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	// All zeros are left a hole, so sparse files stay sparse.
+	zero := isZero(data)
+	if !zero {
+		_, err = fh.Write(data)
+	}
+	if err == nil && (zero || uint64(len(data)) != f.node.Size) {
+		err = fh.Truncate(int64(f.node.Size))
+	}
+	if err != nil {
+		fh.Close()
+		return fmt.Errorf("%w (is the disk full?)", err)
+	}
+	return fh.Close()
 }
 
 func writeAt(name string, data []byte, off int64) error {

@@ -1,12 +1,20 @@
 // Package restore writes a snapshot's files back to disk.
 //
-// A restore is planned before any byte moves: the tree is walked, files
-// already correct at the target are skipped, and the blobs still needed are
-// grouped by pack so that each pack is downloaded at most once, as one
-// ranged read covering the blobs wanted from it. Files are written under a
+// A restore streams: the tree is walked and restored in batches of a few
+// thousand files, so its memory is bounded by a batch, not by the
+// snapshot. The walk fills the next batch while the workers write the one
+// before. Each batch is planned before any of its bytes move: files already
+// correct at the target are skipped, and the blobs still needed are grouped
+// by pack so that each pack is downloaded at most once per batch, as one
+// ranged read covering the blobs wanted from it. A pack is read again only
+// when its blobs fall in two batches; that is rare, because a backup packs
+// files in the order it walks them, so a pack's blobs belong to neighbouring
+// files: it happens at the edge of a batch, and to the packs a large file
+// shares with the small files read beside it. Files are written under a
 // temporary name and renamed into place once complete, so an interrupted
 // restore never leaves a file that looks whole but is not; running it again
-// finishes the job.
+// finishes the job. A directory gets its metadata once all that is below it
+// is restored, deepest first.
 package restore
 
 import (
@@ -20,7 +28,6 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,10 +50,12 @@ type Options struct {
 	Progress func(Progress)
 }
 
-// Progress counts what is done.
+// Progress counts what is done. The totals grow as the walk goes, ahead of
+// what is done; Counted says the walk is over and they are final.
 type Progress struct {
 	FilesDone, FilesTotal int
 	BytesDone, BytesTotal uint64
+	Counted               bool
 }
 
 // Result is what a restore did.
@@ -65,11 +74,10 @@ const partialSuffix = ".escrow-partial"
 
 type fileEntry struct {
 	path      string
-	node      *repo.Node
+	node      *repo.Node // slim: what applyMeta needs
 	blobs     []repo.PackedBlob
 	remaining atomic.Int32
 	failed    atomic.Bool
-	skipped   bool
 	// create makes the partial file before its first blob is written.
 	create    sync.Once
 	createErr error
@@ -77,27 +85,23 @@ type fileEntry struct {
 
 type linkEntry struct {
 	path   string
-	node   *repo.Node
-	target string // for hard links: the first path with the same inode
-	// above marks a directory restored only because an included path lies
-	// below it: it is created if missing, but an existing one (/var, /tmp)
-	// keeps its own owner, mode and times.
-	above bool
+	node   *repo.Node // slim
+	target string     // for hard links: the first path with the same inode
 }
 
 type restorer struct {
-	r    *repo.Repository
-	opts Options
-
-	dirs     []linkEntry // path and node of each directory, parents first
-	files    []*fileEntry
-	symlinks []linkEntry
-	hard     []linkEntry
-	specials []linkEntry
-	owner    bool
+	r      *repo.Repository
+	opts   Options
+	limits batchLimits
+	owner  bool
 	// empty: the target was missing or empty when the restore began, so
 	// no file there can already be correct and none is looked at.
 	empty bool
+	// bufs are the workers' buffers, kept from batch to batch.
+	bufs chan *packBufs
+	// reads counts the ranged reads of packs, readBytes their bytes: a
+	// pack whose blobs fall in two batches is read once for each.
+	reads, readBytes atomic.Int64
 
 	mu     sync.Mutex
 	res    Result
@@ -107,8 +111,15 @@ type restorer struct {
 
 // Run restores sn into opts.Target.
 func Run(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Options) (*Result, error) {
+	res, _, err := run(ctx, r, sn, opts, batchLimits{entries: batchEntries, blobs: batchBlobs})
+	return res, err
+}
+
+// run is Run with the batches' limits; it also returns how many ranged
+// reads of packs it made.
+func run(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Options, limits batchLimits) (*Result, int64, error) {
 	if opts.Target == "" {
-		return nil, errors.New("no target directory given")
+		return nil, 0, errors.New("no target directory given")
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = min(8, max(2, runtime.GOMAXPROCS(0)))
@@ -118,27 +129,36 @@ func Run(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Option
 	}
 	target, err := filepath.Abs(opts.Target)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	opts.Target = target
 	for i, inc := range opts.Include {
 		opts.Include[i] = path.Clean("/" + inc)
 	}
-	rs := &restorer{r: r, opts: opts, owner: os.Geteuid() == 0, failed: map[string]bool{}}
+	rs := &restorer{r: r, opts: opts, limits: limits, owner: os.Geteuid() == 0, failed: map[string]bool{},
+		bufs: make(chan *packBufs, opts.Workers)}
+	for range opts.Workers {
+		rs.bufs <- &packBufs{}
+	}
 	rs.empty = isEmptyDir(target)
 	if err := os.MkdirAll(target, 0o700); err != nil {
-		return nil, fmt.Errorf("create target %s: %w", target, err)
+		return nil, 0, fmt.Errorf("create target %s: %w", target, err)
 	}
-	if err := rs.plan(ctx, sn); err != nil {
-		return nil, err
+	seen, err := rs.stream(ctx, sn)
+	rs.opts.Logger.Debug("restore read packs", "ranges", rs.reads.Load(), "bytes", rs.readBytes.Load())
+	if err != nil {
+		return &rs.res, rs.reads.Load(), err
 	}
-	if len(opts.Include) > 0 && len(rs.files)+len(rs.dirs)+len(rs.symlinks)+len(rs.specials) == 0 {
-		return nil, fmt.Errorf("%s: %w in snapshot %s", strings.Join(opts.Include, ", "), repo.ErrNotInSnapshot, sn.ID.Str())
+	if len(opts.Include) > 0 && seen == 0 {
+		return nil, 0, fmt.Errorf("%s: %w in snapshot %s", strings.Join(opts.Include, ", "), repo.ErrNotInSnapshot, sn.ID.Str())
 	}
-	if err := rs.restore(ctx); err != nil {
-		return &rs.res, err
+	if err := syncFS(rs.opts.Target); err != nil {
+		return &rs.res, rs.reads.Load(), fmt.Errorf("sync %s: %w", rs.opts.Target, err)
 	}
-	return &rs.res, nil
+	if len(rs.res.Errors) > 0 {
+		return &rs.res, rs.reads.Load(), fmt.Errorf("%d of the snapshot's entries could not be restored", len(rs.res.Errors))
+	}
+	return &rs.res, rs.reads.Load(), ctx.Err()
 }
 
 // isEmptyDir reports whether dir is missing or an empty directory.
@@ -171,51 +191,6 @@ func (rs *restorer) included(p string) (bool, bool) {
 		}
 	}
 	return above, above
-}
-
-func (rs *restorer) plan(ctx context.Context, sn *repo.Snapshot) error {
-	inodes := map[[2]uint64]string{}
-	return rs.walk(ctx, *sn.Tree, "", func(p string, n *repo.Node) error {
-		ok, onlyAbove := rs.included(p)
-		if !ok {
-			return repo.ErrSkipDir
-		}
-		dst := filepath.Join(rs.opts.Target, filepath.FromSlash(p))
-		switch n.Type {
-		case repo.NodeDir:
-			rs.dirs = append(rs.dirs, linkEntry{path: dst, node: n, above: onlyAbove})
-		case repo.NodeFile:
-			if onlyAbove {
-				return nil
-			}
-			if n.Links > 1 {
-				key := [2]uint64{n.DeviceID, n.Inode}
-				if first, seen := inodes[key]; seen {
-					rs.hard = append(rs.hard, linkEntry{path: dst, node: n, target: first})
-					return nil
-				}
-				inodes[key] = dst
-			}
-			f := &fileEntry{path: dst, node: n}
-			for _, id := range n.Content {
-				pb, found := rs.r.Index().Lookup(repo.BlobHandle{ID: id, Type: repo.DataBlob})
-				if !found {
-					rs.fail(dst, fmt.Errorf("data blob %s is not in the repository index (run `escrow check`)", id.Str()))
-					f.failed.Store(true)
-					break
-				}
-				f.blobs = append(f.blobs, pb)
-			}
-			rs.files = append(rs.files, f)
-			rs.prog.FilesTotal++
-			rs.prog.BytesTotal += n.Size
-		case repo.NodeSymlink:
-			rs.symlinks = append(rs.symlinks, linkEntry{path: dst, node: n})
-		default:
-			rs.specials = append(rs.specials, linkEntry{path: dst, node: n})
-		}
-		return nil
-	})
 }
 
 // walk is repo.Walk, except that a folder whose tree is damaged or
@@ -252,88 +227,11 @@ func (rs *restorer) fail(p string, err error) {
 	rs.opts.Logger.Error("cannot restore", "path", p, "err", err)
 }
 
-func (rs *restorer) restore(ctx context.Context) error {
-	for i, d := range rs.dirs {
-		if d.above {
-			if _, err := os.Lstat(d.path); err == nil {
-				continue
-			}
-			rs.dirs[i].above = false // we create it, so it gets the snapshot's metadata
-		}
-		if err := os.MkdirAll(d.path, 0o700); err != nil {
-			return fmt.Errorf("create directory %s: %w", d.path, err)
-		}
-	}
-	if err := rs.restoreFiles(ctx); err != nil {
-		return err
-	}
-	for _, h := range rs.hard {
-		if rs.failed[h.target] {
-			rs.fail(h.path, fmt.Errorf("hard link target %s was not restored", h.target))
-			continue
-		}
-		_ = os.Remove(h.path)
-		if err := os.Link(h.target, h.path); err != nil {
-			rs.fail(h.path, err)
-			continue
-		}
-		rs.res.Hardlinks++
-	}
-	for _, l := range rs.symlinks {
-		_ = os.Remove(l.path)
-		if err := os.Symlink(l.node.Target(), l.path); err != nil {
-			rs.fail(l.path, err)
-			continue
-		}
-		if err := rs.applyMeta(l.path, l.node); err != nil {
-			rs.fail(l.path, err)
-		}
-		rs.res.Symlinks++
-	}
-	for _, s := range rs.specials {
-		if err := rs.makeSpecial(s.path, s.node); err != nil {
-			rs.fail(s.path, err)
-			continue
-		}
-		rs.res.Specials++
-	}
-	if rs.opts.Verify {
-		rs.verify(ctx)
-	}
-	// Directories last, deepest first: creating entries changes a
-	// directory's mtime, and a read-only directory would block its children.
-	sort.SliceStable(rs.dirs, func(i, j int) bool { return len(rs.dirs[i].path) > len(rs.dirs[j].path) })
-	for _, d := range rs.dirs {
-		if d.above {
-			continue
-		}
-		if err := rs.applyMeta(d.path, d.node); err != nil {
-			rs.fail(d.path, err)
-		}
-		rs.res.Dirs++
-	}
-	if len(rs.res.Errors) > 0 {
-		return fmt.Errorf("%d of the snapshot's entries could not be restored", len(rs.res.Errors))
-	}
-	return ctx.Err()
-}
-
-func (rs *restorer) verify(ctx context.Context) {
-	buf := make([]byte, 0, 1<<20)
-	for _, f := range rs.files {
-		if ctx.Err() != nil || f.failed.Load() {
-			continue
-		}
-		ok, err := matches(f.path, f.node.Size, f.blobs, &buf)
-		switch {
-		case err != nil:
-			rs.fail(f.path, fmt.Errorf("verify: %w", err))
-		case !ok:
-			rs.fail(f.path, errors.New("verify: restored content does not match the snapshot"))
-		default:
-			rs.res.Verified++
-		}
-	}
+// hasFailed reports whether the entry at p was reported as not restored.
+func (rs *restorer) hasFailed(p string) bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.failed[p]
 }
 
 func (rs *restorer) progress(files int, bytes uint64) {

@@ -46,7 +46,7 @@ simply be run again.`,
 			}
 			if rp != nil {
 				opts.Progress = func(p restore.Progress) {
-					rp.Total(uint64(p.FilesTotal), p.BytesTotal, true)
+					rp.Total(uint64(p.FilesTotal), p.BytesTotal, p.Counted)
 					rp.Done(uint64(p.FilesDone), p.BytesDone)
 				}
 			}
