@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/escrow-backup/escrow/backup"
@@ -114,21 +113,6 @@ func TestRestoreResumesAfterInterruption(t *testing.T) {
 	matches, _ := filepath.Glob(filepath.Join(target, src, "*", "*.escrow-partial"))
 	if len(matches) > 0 {
 		t.Fatalf("partial files left: %v", matches)
-	}
-}
-
-func TestRestoreKeepsSparseFilesSparse(t *testing.T) {
-	r, sn, src, _ := setup(t)
-	target := t.TempDir()
-	if _, err := restore.Run(context.Background(), r, sn, restore.Options{Target: target}); err != nil {
-		t.Fatal(err)
-	}
-	var st syscall.Stat_t
-	if err := syscall.Stat(filepath.Join(target, src, "sparse.img"), &st); err != nil {
-		t.Fatal(err)
-	}
-	if used := st.Blocks * 512; used > 8<<20 {
-		t.Fatalf("64 MiB sparse file takes %d bytes on disk", used)
 	}
 }
 
