@@ -56,9 +56,9 @@ const treeBit = 1 << 31
 // The entries live in buckets chosen by the first bits of the blob's ID
 // (IDs are SHA-256 hashes: uniformly spread), each bucket sorted by ID and
 // type. When the buckets hold bucketSplit entries on average, each is cut
-// in two by the next bit of the ID: a lookup binary-searches a few dozen
-// entries, an insertion moves about a kilobyte, and no step ever copies the
-// whole index at once (a merge of one large sorted array would hold two
+// in two by the next bit of the ID: a lookup searches a few dozen entries
+// (see search), an insertion moves about a kilobyte, and no step ever
+// copies the whole index at once (a merge of one large sorted array would hold two
 // copies of it while it runs, and append's doubling leaves up to half of
 // the array unused).
 const (
