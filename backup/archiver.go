@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -33,8 +34,10 @@ type archiver struct {
 
 	names nameCache
 	jobs  chan *fileJob
-	g     *errgroup.Group
-	gctx  context.Context
+	// chunkBufs lends the chunk.MaxSize buffers splitting a file needs.
+	chunkBufs chan []byte
+	g         *errgroup.Group
+	gctx      context.Context
 
 	mu       sync.Mutex // guards res counters and errors written by workers
 	progress Progress
@@ -53,6 +56,16 @@ type fileJob struct {
 func newArchiver(ctx context.Context, r *repo.Repository, w *repo.Writer, opts *Options, ex *Excluder, res *Result) *archiver {
 	g, gctx := errgroup.WithContext(ctx)
 	a := &archiver{r: r, w: w, opts: opts, ex: ex, res: res, jobs: make(chan *fileJob, opts.Workers), g: g, gctx: gctx}
+	// A worker needs a MaxSize buffer only while it splits a large file,
+	// and hashing, compressing and encrypting its chunks keep a core busy:
+	// one buffer per core, not per worker, lets as many large files be
+	// read at once as there are cores to process them, while the other
+	// workers go on with small files. Buffers are made on first use.
+	n := min(opts.Workers, runtime.GOMAXPROCS(0))
+	a.chunkBufs = make(chan []byte, n)
+	for range n {
+		a.chunkBufs <- nil
+	}
 	for i := 0; i < opts.Workers; i++ {
 		g.Go(a.worker)
 	}
@@ -552,7 +565,7 @@ func (a *archiver) readContent(f *os.File, size uint64, buf []byte, sp *chunk.Sp
 	}
 	var err error
 	if size >= chunk.MinSize {
-		sp, buf, err = a.split(ctx, f, sp, buf, func(data []byte) error {
+		sp, err = a.split(ctx, f, sp, func(data []byte) error {
 			if err := save(data); err != nil {
 				return err
 			}
@@ -572,9 +585,7 @@ func (a *archiver) readContent(f *os.File, size uint64, buf []byte, sp *chunk.Sp
 	err = nil
 	switch {
 	case m > int(size): // grew while we read: take the rest through the splitter
-		// Copy what was read: split may reuse buf for its chunks.
-		head := bytes.Clone(buf[:m])
-		sp, buf, err = a.split(ctx, io.MultiReader(bytes.NewReader(head), f), sp, buf, save)
+		sp, err = a.split(ctx, io.MultiReader(bytes.NewReader(buf[:m]), f), sp, save)
 	case m > 0:
 		err = save(buf[:m])
 	}
@@ -599,28 +610,35 @@ func (a *archiver) classify(job *fileJob, err error) error {
 	return err
 }
 
-func (a *archiver) split(ctx context.Context, rd io.Reader, sp *chunk.Splitter, buf []byte, save func([]byte) error) (*chunk.Splitter, []byte, error) {
+func (a *archiver) split(ctx context.Context, rd io.Reader, sp *chunk.Splitter, save func([]byte) error) (*chunk.Splitter, error) {
 	pol := a.r.Config().ChunkerPolynomial
 	if sp == nil {
 		sp = chunk.New(nil, pol)
 	}
 	sp.Reset(&errTagReader{rd}, pol)
+	var buf []byte
+	select {
+	case buf = <-a.chunkBufs:
+	case <-ctx.Done():
+		return sp, ctx.Err()
+	}
+	defer func() { a.chunkBufs <- buf }()
 	if cap(buf) < chunk.MaxSize {
 		buf = make([]byte, 0, chunk.MaxSize)
 	}
 	for {
 		if err := ctx.Err(); err != nil {
-			return sp, buf, err
+			return sp, err
 		}
 		data, err := sp.Next(buf[:cap(buf)])
 		if errors.Is(err, io.EOF) {
-			return sp, buf, nil
+			return sp, nil
 		}
 		if err != nil {
-			return sp, buf, err
+			return sp, err
 		}
 		if err := save(data); err != nil {
-			return sp, buf, err
+			return sp, err
 		}
 	}
 }

@@ -84,7 +84,16 @@ func (r *Repository) sealedTree(ctx context.Context, pb PackedBlob, size int64) 
 			if data, ok := r.trees.lookup(pb.PackID); ok {
 				return data, nil
 			}
-			data, err := remote.LoadAll(ctx, r.be, remote.Handle{Type: remote.PackFile, Name: pb.PackID.String()})
+			// Read into a buffer of the size the index gives (plus the
+			// room a read to the end needs): read into a growing buffer
+			// and then copied, a pack held up to three times its size at
+			// once, which a backup's peak memory felt. The size is only
+			// trusted as far as the cache would keep the pack.
+			var buf []byte
+			if size > 0 && size <= r.trees.max/2 {
+				buf = make([]byte, 0, size+bytes.MinRead)
+			}
+			data, err := remote.LoadRangeInto(ctx, r.be, remote.Handle{Type: remote.PackFile, Name: pb.PackID.String()}, 0, 0, buf)
 			if err != nil {
 				return nil, err
 			}
