@@ -532,7 +532,7 @@ func TestRetryLogs(t *testing.T) {
 
 func TestRetryDefaults(t *testing.T) {
 	o := RetryOptions{}.withDefaults()
-	if o.MaxElapsed != 15*time.Minute || o.InitialInterval != 500*time.Millisecond || o.MaxInterval != 30*time.Second {
+	if o.MaxElapsed != 16*time.Minute || o.InitialInterval != 500*time.Millisecond || o.MaxInterval != 30*time.Second {
 		t.Errorf("defaults %v %v %v", o.MaxElapsed, o.InitialInterval, o.MaxInterval)
 	}
 	for range 1000 {
