@@ -45,8 +45,13 @@ simply be run again.`,
 				return err
 			}
 			if rp != nil {
+				var hint *repo.Summary
+				if len(o.Includes) == 0 {
+					hint = sn.Summary
+				}
 				opts.Progress = func(p restore.Progress) {
-					rp.Total(uint64(p.FilesTotal), p.BytesTotal, p.Counted)
+					files, bytes := restoreTotals(p, hint)
+					rp.Total(files, bytes, p.Counted)
 					rp.Done(uint64(p.FilesDone), p.BytesDone)
 				}
 			}
@@ -106,4 +111,17 @@ func printRestoreSummary(g *globalOptions, sn *repo.Snapshot, res *restore.Resul
 // messages.
 func restoreNames() progress.Names {
 	return progress.Names{FilesDone: "files_restored", TotalFiles: "total_files", BytesDone: "bytes_restored", TotalBytes: "total_bytes"}
+}
+
+// restoreTotals are the totals a restore's progress shows. The restore
+// counts them as it walks, only a few batches ahead of what is written, so
+// until the walk ends they say little; the snapshot's summary, when the
+// backup wrote one and the whole snapshot is restored (hint), gives them
+// from the start.
+func restoreTotals(p restore.Progress, hint *repo.Summary) (files, bytes uint64) {
+	files, bytes = uint64(p.FilesTotal), p.BytesTotal
+	if hint != nil && !p.Counted {
+		files, bytes = max(files, hint.TotalFilesProcessed), max(bytes, hint.TotalBytesProcessed)
+	}
+	return files, bytes
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/escrow-backup/escrow/internal/testenv"
+	"github.com/escrow-backup/escrow/repo"
+	"github.com/escrow-backup/escrow/restore"
 )
 
 // progressTreeFiles and progressTreeMB describe the tree the progress tests
@@ -312,5 +314,27 @@ func TestDumpProgressSQLite(t *testing.T) {
 	line := regexp.MustCompile(`(?m)^restore sqlite/app: \d+\.\d% done, [\d.]+ (B|[KMG]iB) of [\d.]+ MiB, 0 of 1 files, [\d.]+ (B|[KMG]iB)/s, elapsed \d+s, ETA \d+[hms\d]*$`)
 	if r.code != 0 || !line.MatchString(r.stderr) {
 		t.Errorf("restore-db: exit %d, no progress line in stderr:\n%s", r.code, r.stderr)
+	}
+}
+
+// A restore's totals come from the snapshot's summary until its own walk
+// has counted them, so the share done never runs ahead and back.
+func TestRestoreTotals(t *testing.T) {
+	sum := &repo.Summary{TotalFilesProcessed: 1000, TotalBytesProcessed: 5 << 30}
+	for _, tc := range []struct {
+		name         string
+		p            restore.Progress
+		hint         *repo.Summary
+		files, bytes uint64
+	}{
+		{"walking, with a summary", restore.Progress{FilesTotal: 40, BytesTotal: 1 << 20}, sum, 1000, 5 << 30},
+		{"walking, no summary", restore.Progress{FilesTotal: 40, BytesTotal: 1 << 20}, nil, 40, 1 << 20},
+		{"walk ended: its own count", restore.Progress{FilesTotal: 999, BytesTotal: 5<<30 - 7, Counted: true}, sum, 999, 5<<30 - 7},
+		{"walk past a short summary", restore.Progress{FilesTotal: 1200, BytesTotal: 6 << 30}, sum, 1200, 6 << 30},
+	} {
+		files, bytes := restoreTotals(tc.p, tc.hint)
+		if files != tc.files || bytes != tc.bytes {
+			t.Errorf("%s: totals %d files, %d bytes; want %d, %d", tc.name, files, bytes, tc.files, tc.bytes)
+		}
 	}
 }
