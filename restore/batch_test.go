@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/escrow-backup/escrow/backup"
-	"github.com/escrow-backup/escrow/remote/local"
 	"github.com/escrow-backup/escrow/repo"
 	"github.com/escrow-backup/escrow/restore"
 )
@@ -25,7 +23,6 @@ import (
 // them before their contents were written shows it.
 func manyFiles(t *testing.T) (*repo.Repository, *repo.Snapshot, string) {
 	t.Helper()
-	ctx := context.Background()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	rnd := rand.New(rand.NewSource(3))
@@ -75,20 +72,8 @@ func manyFiles(t *testing.T) (*repo.Repository, *repo.Snapshot, string) {
 		t.Fatal(err)
 	}
 
-	be, err := local.Create(ctx, filepath.Join(dir, "repo"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Init(ctx, be, "pw", repo.Options{KDF: repo.KDFParams{N: 1024, R: 8, P: 1}, PackSize: 128 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	res, err := backup.Files(ctx, r, backup.Options{Paths: []string{src}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r, res.Snapshot, src
+	r, sn := backupInto(t, filepath.Join(dir, "repo"), src, 128<<10)
+	return r, sn, src
 }
 
 // sameTree checks that dst holds src entry for entry: content, mode, and

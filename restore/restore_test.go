@@ -19,7 +19,6 @@ import (
 
 func setup(t *testing.T) (*repo.Repository, *repo.Snapshot, string, string) {
 	t.Helper()
-	ctx := context.Background()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	rnd := rand.New(rand.NewSource(1))
@@ -42,11 +41,20 @@ func setup(t *testing.T) (*repo.Repository, *repo.Snapshot, string, string) {
 	_, _ = sparse.WriteAt([]byte("tail"), 64<<20-4)
 	sparse.Close()
 
-	be, err := local.Create(ctx, filepath.Join(dir, "repo"))
+	r, sn := backupInto(t, filepath.Join(dir, "repo"), src, 512<<10)
+	return r, sn, src, filepath.Join(dir, "repo")
+}
+
+// backupInto backs src up into a new local repository at repoDir, with
+// packs of packSize bytes and a cheap key derivation.
+func backupInto(t *testing.T, repoDir, src string, packSize int) (*repo.Repository, *repo.Snapshot) {
+	t.Helper()
+	ctx := context.Background()
+	be, err := local.Create(ctx, repoDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := repo.Init(ctx, be, "pw", repo.Options{KDF: repo.KDFParams{N: 1024, R: 8, P: 1}, PackSize: 512 << 10})
+	r, err := repo.Init(ctx, be, "pw", repo.Options{KDF: repo.KDFParams{N: 1024, R: 8, P: 1}, PackSize: packSize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +63,7 @@ func setup(t *testing.T) (*repo.Repository, *repo.Snapshot, string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r, res.Snapshot, src, filepath.Join(dir, "repo")
+	return r, res.Snapshot
 }
 
 func sameFiles(t *testing.T, src, dst string) {
