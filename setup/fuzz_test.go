@@ -2,13 +2,12 @@ package setup
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/escrow-backup/escrow/agent/config"
+	"github.com/escrow-backup/escrow/internal/yamlfuzz"
 )
 
 // FuzzParsePreseed: a preseed file comes from a reseller's tooling and is
@@ -33,11 +32,11 @@ func FuzzParsePreseed(f *testing.F) {
 		if len(data) > 64<<10 {
 			return // a preseed is a few KB; bigger inputs only slow the fuzzer
 		}
-		defer hangGuard(data)()
+		defer yamlfuzz.HangGuard(data)()
 		p, err := ParsePreseed("preseed.yaml", data)
 		if err != nil {
-			lines := yamlLines(data)
-			for _, e := range unjoinErr(err) {
+			lines := yamlfuzz.Lines(data)
+			for _, e := range yamlfuzz.Unjoin(err) {
 				var pe *PreseedError
 				if !errors.As(e, &pe) {
 					t.Fatalf("ParsePreseed returned %T, not *PreseedError: %v", e, e)
@@ -60,27 +59,4 @@ func FuzzParsePreseed(f *testing.F) {
 		}
 		_, _ = config.Parse("/etc/escrow/escrow.yaml", text)
 	})
-}
-
-func unjoinErr(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
-}
-
-// yamlLines counts lines as YAML does: "\r\n", "\r" and "\n" each end one.
-func yamlLines(data []byte) int {
-	s := strings.ReplaceAll(string(data), "\r\n", "\n")
-	return strings.Count(s, "\n") + strings.Count(s, "\r") + 1
-}
-
-// hangGuard crashes the process when one input takes longer than any text
-// of this size may (Go's fuzzer has no time limit of its own: a hang would
-// only stall it); the fuzzer then keeps the input as a failure.
-func hangGuard(data []byte) (stop func()) {
-	t := time.AfterFunc(10*time.Second, func() {
-		panic(fmt.Sprintf("parsing %d bytes took more than 10s: %q", len(data), data))
-	})
-	return func() { t.Stop() }
 }

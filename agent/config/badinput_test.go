@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/escrow-backup/escrow/internal/yamlfuzz"
 )
 
 // badValues holds, for every field of the schema, values of the right
@@ -130,7 +132,7 @@ var siblings = map[string][]string{
 
 // reportedAt reports whether err names field (or an element of it) on line.
 func reportedAt(err error, field string, line int) bool {
-	for _, e := range unjoin(err) {
+	for _, e := range yamlfuzz.Unjoin(err) {
 		var ce *Error
 		if errors.As(e, &ce) && (ce.Field == field || strings.HasPrefix(ce.Field, field+"[")) && ce.Line == line {
 			return true

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/escrow-backup/escrow/internal/yamlfuzz"
 )
 
 // secretText is in every secret file of the fixture; no message may show it.
@@ -288,18 +290,11 @@ func TestBadFiles(t *testing.T) {
 			}
 			// The test text holds one mistake; extra messages would be
 			// noise piled on it.
-			if n := len(unjoin(err)); n != 1 {
+			if n := len(yamlfuzz.Unjoin(err)); n != 1 {
 				t.Errorf("%d problems reported, want 1:\n%v", n, err)
 			}
 		})
 	}
-}
-
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }
 
 // Every problem is reported, in line order, each as an *Error; file checks
@@ -316,7 +311,7 @@ schedule:
 limits:
   parallelism: 0
 `)
-	errs := unjoin(err)
+	errs := yamlfuzz.Unjoin(err)
 	wantLines := []int{2, 4, 5, 7, 9}
 	if len(errs) != len(wantLines) {
 		t.Fatalf("%d problems, want %d:\n%v", len(errs), len(wantLines), err)

@@ -2,10 +2,9 @@ package config
 
 import (
 	"errors"
-	"fmt"
-	"strings"
 	"testing"
-	"time"
+
+	"github.com/escrow-backup/escrow/internal/yamlfuzz"
 )
 
 // FuzzParseConfig: the agent's configuration is typed by people and written by
@@ -26,11 +25,11 @@ func FuzzParseConfig(f *testing.F) {
 		if len(data) > 64<<10 {
 			return // a configuration is a few KB; bigger inputs only slow the fuzzer
 		}
-		defer hangGuard(data)()
+		defer yamlfuzz.HangGuard(data)()
 		c, err := Parse("escrow.yaml", data)
 		if err != nil {
-			lines := yamlLines(data)
-			for _, e := range unjoin(err) {
+			lines := yamlfuzz.Lines(data)
+			for _, e := range yamlfuzz.Unjoin(err) {
 				var ce *Error
 				if !errors.As(e, &ce) {
 					t.Fatalf("Parse returned %T, not *Error: %v", e, e)
@@ -45,20 +44,4 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("Parse accepted an incomplete configuration: %+v", c)
 		}
 	})
-}
-
-// yamlLines counts lines as YAML does: "\r\n", "\r" and "\n" each end one.
-func yamlLines(data []byte) int {
-	s := strings.ReplaceAll(string(data), "\r\n", "\n")
-	return strings.Count(s, "\n") + strings.Count(s, "\r") + 1
-}
-
-// hangGuard crashes the process when one input takes longer than any text
-// of this size may (Go's fuzzer has no time limit of its own: a hang would
-// only stall it); the fuzzer then keeps the input as a failure.
-func hangGuard(data []byte) (stop func()) {
-	t := time.AfterFunc(10*time.Second, func() {
-		panic(fmt.Sprintf("parsing %d bytes took more than 10s: %q", len(data), data))
-	})
-	return func() { t.Stop() }
 }
