@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/escrow-backup/escrow/chunk"
 	"log/slog"
 	"os"
 	"os/user"
@@ -66,11 +67,11 @@ type Options struct {
 	// nothing was unreadable); Result.Unchanged then says so.
 	SkipUnchanged bool
 
-	// ChunkAverage is the average chunk size of Stream (see
-	// chunk.NewAverage); 0 means chunk.DefaultAverage. A stream deduplicates
-	// only against streams chunked with the same average, so a caller keeps
-	// it fixed for a given source. Files always use the default.
-	ChunkAverage int
+	// Chunks is the shape Stream cuts chunks with (chunk.Shape); the zero
+	// Shape means restic's, which files always use. A stream deduplicates
+	// only against streams cut with the same shape, so a caller keeps it
+	// fixed for a given source.
+	Chunks chunk.Shape
 	// Compression is the level Stream compresses blobs at
 	// (repo.CompressionStream for dumps); the default is the repository's.
 	Compression repo.Compression

@@ -95,7 +95,7 @@ func TestResticReadsEscrowBackups(t *testing.T) {
 	stream := make([]byte, 5<<20)
 	fillRandom(stream, 5)
 	copy(stream, "-- escrow interop dump\n")
-	streamed := backupStream(t, repoDir, stream, "databases/shop.sql", 0)
+	streamed := backupStream(t, repoDir, stream, "databases/shop.sql", chunk.Shape{})
 
 	rc := resticCmd{t: t, bin: restic, repo: repoDir}
 	if out := rc.run("check", "--read-data"); !strings.Contains(string(out), "no errors were found") {
@@ -160,20 +160,21 @@ func TestResticReadsSmallChunkStreams(t *testing.T) {
 		first, second *backup.Result
 	}
 	var all []saved
-	for _, avg := range []int{chunk.MinAverage, 64 << 10} {
-		// Text of its own: at one average the edited dump's last chunk may
-		// be a chunk the other average already stored.
-		dump, edited := interopDump(uint64(avg))
-		s := saved{name: fmt.Sprintf("databases/avg%d.sql", avg), dump: dump, edited: edited}
-		s.first = backupStream(t, repoDir, dump, s.name, avg)
-		// Chunks are about 1.5 times the average: far more blobs than the
-		// default's three.
-		if n := s.first.Summary.DataBlobs; n < len(dump)/(3*avg) {
-			t.Errorf("average %d: the dump made %d blobs, want about %d", avg, n, len(dump)*2/(3*avg))
+	// restic's shape scaled down, and one that skips more of each chunk
+	// than restic's, as dumps are cut.
+	for i, shape := range []chunk.Shape{chunk.Average(chunk.MinAverage), chunk.Average(64 << 10), {Min: 32 << 10, Bits: 14, Max: 256 << 10}} {
+		// Text of its own: with one shape the edited dump's last chunk may
+		// be a chunk another shape already stored.
+		dump, edited := interopDump(uint64(i + 1))
+		s := saved{name: fmt.Sprintf("databases/shape%d.sql", i), dump: dump, edited: edited}
+		s.first = backupStream(t, repoDir, dump, s.name, shape)
+		// Far more blobs than the default's three.
+		if n := s.first.Summary.DataBlobs; n < len(dump)/(2*shape.Mean()) {
+			t.Errorf("shape %+v: the dump made %d blobs, want about %d", shape, n, len(dump)/shape.Mean())
 		}
-		s.second = backupStream(t, repoDir, edited, s.name, avg)
+		s.second = backupStream(t, repoDir, edited, s.name, shape)
 		if n := s.second.Summary.DataBlobs; n < 2 || n > 4 {
-			t.Errorf("average %d: the edited dump added %d blobs, want 2 to 4 (the row's chunk and the end)", avg, n)
+			t.Errorf("shape %+v: the edited dump added %d blobs, want 2 to 4 (the row's chunk and the end)", shape, n)
 		}
 		all = append(all, s)
 	}
@@ -275,9 +276,8 @@ func backupTree(t *testing.T, repoDir, src string) *backup.Result {
 	return res
 }
 
-// backupStream streams data as name, chunked at average avg (0: the
-// default).
-func backupStream(t *testing.T, repoDir string, data []byte, name string, avg int) *backup.Result {
+// backupStream streams data as name, cut in chunks of the given shape.
+func backupStream(t *testing.T, repoDir string, data []byte, name string, shape chunk.Shape) *backup.Result {
 	t.Helper()
 	ctx := context.Background()
 	r := openRepo(t, repoDir)
@@ -289,7 +289,7 @@ func backupStream(t *testing.T, repoDir string, data []byte, name string, avg in
 	// (the fastest for a first dump, and all three in probes of a later
 	// dump's changes), all of which restic must read.
 	res, err := backup.Stream(ctx, r, bytes.NewReader(data), name,
-		backup.Options{Host: interopHost, ChunkAverage: avg, Compression: repo.CompressionStream})
+		backup.Options{Host: interopHost, Chunks: shape, Compression: repo.CompressionStream})
 	if err != nil {
 		t.Fatalf("stream backup: %v", err)
 	}

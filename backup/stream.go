@@ -31,11 +31,11 @@ func Stream(ctx context.Context, r *repo.Repository, rd io.Reader, filename stri
 	parts := strings.Split(strings.TrimPrefix(clean, "/"), "/")
 	start := opts.Now()
 	res := &Result{Summary: repo.Summary{BackupStart: start}}
-	avg := opts.ChunkAverage
-	if avg == 0 {
-		avg = chunk.DefaultAverage
+	shape := opts.Chunks
+	if shape == (chunk.Shape{}) {
+		shape = chunk.Average(chunk.DefaultAverage)
 	}
-	sp, err := chunk.NewAverage(rd, r.Config().ChunkerPolynomial, avg)
+	sp, err := chunk.NewShape(rd, r.Config().ChunkerPolynomial, shape)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +44,7 @@ func Stream(ctx context.Context, r *repo.Repository, rd io.Reader, filename stri
 		return nil, err
 	}
 
-	content, size, err := saveStream(ctx, w, sp, avg)
+	content, size, err := saveStream(ctx, w, sp, shape)
 	if err != nil {
 		_ = w.Close(ctx)
 		return nil, err
@@ -90,15 +90,16 @@ func Stream(ctx context.Context, r *repo.Repository, rd io.Reader, filename stri
 // compressed and encrypted, the next is read and cut, so a dump tool's
 // output flows on rather than waiting for each blob. Chunk buffers go round
 // a fixed set, so memory stays flat however long the stream.
-func saveStream(ctx context.Context, w *repo.Writer, sp *chunk.Splitter, avg int) ([]repo.ID, uint64, error) {
-	// One buffer per sealer and one being cut. A buffer starts at 4 times
-	// the average, which holds 97% of chunks, and keeps what it grows to.
-	// The sealers' buffers stay within about 8 MiB: 2 sealers at the default
-	// average, up to 4 at smaller ones.
-	sealers := max(1, min(runtime.GOMAXPROCS(0), 4, (8<<20)/(4*avg)))
+func saveStream(ctx context.Context, w *repo.Writer, sp *chunk.Splitter, shape chunk.Shape) ([]repo.ID, uint64, error) {
+	// One buffer per sealer and one being cut. A buffer starts at Min plus
+	// 4 times the mean run past it, which holds 98% of chunks, and keeps
+	// what it grows to. The sealers' buffers stay within about 10 MiB: 2
+	// sealers at restic's shape, up to 4 at smaller ones.
+	size0 := int(shape.Min) + 4<<shape.Bits
+	sealers := max(1, min(runtime.GOMAXPROCS(0), 4, (10<<20)/size0))
 	free := make(chan []byte, sealers+1)
 	for range sealers + 1 {
-		free <- make([]byte, 0, 4*avg)
+		free <- make([]byte, 0, size0)
 	}
 	type piece struct {
 		seq  int

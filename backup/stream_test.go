@@ -45,12 +45,12 @@ func dumpLike(n int, seed uint64) []byte {
 // A stream comes back byte for byte, in as many blobs as its average makes,
 // whichever sealer stored which chunk.
 func TestStreamRoundTrip(t *testing.T) {
-	for _, avg := range []int{0, chunk.MinAverage, 64 << 10} {
-		t.Run(fmt.Sprint(avg), func(t *testing.T) {
+	for _, shape := range []chunk.Shape{{}, chunk.Average(chunk.MinAverage), chunk.Average(64 << 10), {Min: 64 << 10, Bits: 15, Max: 512 << 10}} {
+		t.Run(fmt.Sprint(shape), func(t *testing.T) {
 			ctx := context.Background()
 			r := newStreamRepo(t)
 			data := dumpLike(3<<20+17, 1)
-			res, err := backup.Stream(ctx, r, bytes.NewReader(data), "databases/t.sql", backup.Options{ChunkAverage: avg})
+			res, err := backup.Stream(ctx, r, bytes.NewReader(data), "databases/t.sql", backup.Options{Chunks: shape})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,8 +70,8 @@ func TestStreamRoundTrip(t *testing.T) {
 				t.Fatalf("read back %d bytes (size %d) that differ from the %d streamed", len(got), node.Size, len(data))
 			}
 			want := 1 // the default's minimum is more than half the stream
-			if avg > 0 {
-				want = len(data) / (3 * avg)
+			if shape != (chunk.Shape{}) {
+				want = len(data) / (2 * shape.Mean())
 			}
 			if n := len(node.Content); n < want {
 				t.Errorf("%d blobs, want at least %d", n, want)
@@ -104,15 +104,15 @@ func TestStreamFailureSavesNothing(t *testing.T) {
 	broken := errors.New("dump tool exited with status 2")
 	for _, tc := range []struct {
 		name   string
-		avg    int
+		shape  chunk.Shape
 		cancel bool
 		want   error
 		msg    string
 	}{
-		{name: "read error", avg: 64 << 10, want: broken, msg: "read input"},
+		{name: "read error", shape: chunk.Average(64 << 10), want: broken, msg: "read input"},
 		{name: "read error default average", want: broken, msg: "read input"},
-		{name: "cancelled", avg: 64 << 10, cancel: true, want: context.Canceled},
-		{name: "bad average", avg: 96 << 10, msg: "chunk average"},
+		{name: "cancelled", shape: chunk.Average(64 << 10), cancel: true, want: context.Canceled},
+		{name: "bad shape", shape: chunk.Shape{Min: 64 << 10, Bits: 16, Max: 128 << 10}, msg: "chunk shape"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
@@ -122,7 +122,7 @@ func TestStreamFailureSavesNothing(t *testing.T) {
 			if tc.cancel {
 				rd.err, rd.hook = io.EOF, cancel // cancelled just before a clean end
 			}
-			_, err := backup.Stream(ctx, r, rd, "databases/t.sql", backup.Options{ChunkAverage: tc.avg})
+			_, err := backup.Stream(ctx, r, rd, "databases/t.sql", backup.Options{Chunks: tc.shape})
 			if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) || !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("error %v, want %v mentioning %q", err, tc.want, tc.msg)
 			}

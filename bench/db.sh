@@ -11,8 +11,10 @@
 #   BENCH_SEED=1             site: data seed
 #   BENCH_PG_SCALE=20        pgbench: pgbench -i -s SCALE
 #   BENCH_PG_SECONDS=30      pgbench: pgbench -T SECONDS between the dumps
-#   BENCH_CHUNKS="64 128 256 1024"  average chunk sizes in KiB for the offline
-#                            comparison on the saved dumps ("" skips it)
+#   BENCH_CHUNKS="64/17/512 128/16/1024 128 1024"  chunk shapes for the offline
+#                            comparison on the saved dumps: AVG (restic's shape
+#                            at AVG KiB) or MIN/BITS/MAX (KiB; bench/dbchunks)
+#                            ("" skips it)
 #   BENCH_FIRST=escrow       which tool dumps first (escrow|restic)
 #   BENCH_BASE=REV           also dump with escrow built at git revision REV
 #                            (e.g. main), into a bucket of its own, right
@@ -33,7 +35,7 @@ BENCH_DB_MB=${BENCH_DB_MB:-300}
 BENCH_SEED=${BENCH_SEED:-1}
 BENCH_PG_SCALE=${BENCH_PG_SCALE:-20}
 BENCH_PG_SECONDS=${BENCH_PG_SECONDS:-30}
-BENCH_CHUNKS=${BENCH_CHUNKS-64 128 256 1024}
+BENCH_CHUNKS=${BENCH_CHUNKS-64/17/512 128/16/1024 128 1024}
 BENCH_FIRST=${BENCH_FIRST:-escrow}
 BENCH_BASE=${BENCH_BASE:-}
 BENCH_KEEP=${BENCH_KEEP:-0}
@@ -340,8 +342,8 @@ finish_scenario() {
 	R[$sc.floor]=$(zstd -19 -T0 -q -c "$DUMPS/$sc.diff" | wc -c)
 	rm -f "$DUMPS/$sc.diff"
 	if [[ -n $BENCH_CHUNKS ]]; then
-		log "$sc: chunk sizes $BENCH_CHUNKS KiB on the saved dumps"
-		timed "$sc.chunks" "$BIN/dbchunks" -dir "$DATA/chunks-$sc" -avg "${BENCH_CHUNKS// /,}" "$d1" "$d2"
+		log "$sc: chunk shapes $BENCH_CHUNKS on the saved dumps"
+		timed "$sc.chunks" "$BIN/dbchunks" -dir "$DATA/chunks-$sc" -shapes "${BENCH_CHUNKS// /,}" "$d1" "$d2"
 		rm -rf "$DATA/chunks-$sc"
 	fi
 	if [[ $BENCH_KEEP != 1 ]]; then
@@ -532,7 +534,7 @@ REPORT=$LOGS/results.txt
 	fi
 	if [[ -n $BENCH_CHUNKS ]]; then
 		echo
-		echo "escrow with other average chunk sizes, offline on the same saved dumps (bench/dbchunks,"
+		echo "escrow with other chunk shapes, offline on the same saved dumps (bench/dbchunks,"
 		echo "local repositories; MB added by the second dump: packs, index, total; blobs of the first):"
 		for sc in $BENCH_DB_SCENARIOS; do
 			sed "s/^/$sc  /" "$LOGS/$sc.chunks.out"

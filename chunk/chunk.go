@@ -5,14 +5,13 @@
 // middle of a large file or dump changes only the chunks around it and the
 // rest deduplicates against earlier snapshots.
 //
-// A splitter has an average A, a power of two: it cuts where the
-// fingerprint's low log2(A) bits are zero, once a chunk has A/2 bytes, and
-// at 8*A bytes at the latest, so chunks are A/2 to 8*A bytes and about
-// 1.5*A on average; a stream shorter than the minimum is one chunk. The
-// default, DefaultAverage (1 MiB: chunks of 512 KiB to 8 MiB), is restic's,
-// and what files are split with. The repository format leaves chunk sizes
-// to the writer, and restic reads blobs of any size; but a stream only
-// deduplicates against streams split with the same average.
+// A splitter has a Shape: it skips the first Min bytes of a chunk, then cuts
+// where the fingerprint's low Bits bits are zero, or at Max bytes at the
+// latest; a stream shorter than the minimum is one chunk. Files are split
+// with restic's shape (Average(DefaultAverage): 512 KiB to 8 MiB, about
+// 1.5 MiB on average). The repository format leaves chunk sizes to the
+// writer, and restic reads blobs of any size; but a stream only
+// deduplicates against streams split with the same shape and polynomial.
 package chunk
 
 import (
@@ -45,12 +44,58 @@ const (
 // RandomPolynomial returns a new random irreducible polynomial.
 func RandomPolynomial() (Polynomial, error) { return chunker.RandomPolynomial() }
 
+// Shape is how a splitter cuts: a chunk has at least Min bytes, then ends
+// where the fingerprint's low Bits bits are zero, or at Max bytes. Chunks
+// are about Min + 2^Bits bytes on average.
+//
+// The fingerprint is computed only past Min, so of the two shapes with the
+// same mean, the one with the larger Min costs less CPU: restic's shape
+// fingerprints two thirds of every byte, a shape with Min = 2 * 2^Bits one
+// third. What it gives up is how soon cut points realign after an
+// insertion: the cut after one is the first candidate past Min, so the
+// larger Min is against 2^Bits, the more chunks pass before the old cut
+// points are met again. Streams whose edits are small and scattered (rows
+// of a dump) lose nothing at Min = 2 * 2^Bits; docs/databases.md has the
+// measurements.
+type Shape struct {
+	Min, Max uint
+	Bits     int
+}
+
+// Average returns restic's shape scaled to average, a power of two: chunks
+// of average/2 to 8*average bytes, cut where log2(average) bits are zero,
+// about 1.5*average on average.
+func Average(average int) Shape {
+	if average <= 0 {
+		return Shape{}
+	}
+	return Shape{Min: uint(average / 2), Max: uint(average) * 8, Bits: bits.TrailingZeros(uint(average))}
+}
+
+// Mean is about the average length of the shape's chunks.
+func (s Shape) Mean() int { return int(s.Min) + 1<<s.Bits }
+
+// Validate checks that a splitter can cut with the shape: 2^Bits from
+// MinAverage to DefaultAverage, Min at least half of that and Max from
+// Min + 2 * 2^Bits to MaxSize.
+func (s Shape) Validate() error {
+	avg := 1 << s.Bits
+	switch {
+	case s.Bits < bits.TrailingZeros(MinAverage) || avg > DefaultAverage:
+		return fmt.Errorf("chunk shape %+v: 2^Bits must be from %d to %d", s, MinAverage, DefaultAverage)
+	case s.Min < uint(avg/2):
+		return fmt.Errorf("chunk shape %+v: Min must be at least 2^Bits/2", s)
+	case s.Max < s.Min+2*uint(avg) || s.Max > MaxSize:
+		return fmt.Errorf("chunk shape %+v: Max must be from Min + 2*2^Bits to %d", s, MaxSize)
+	}
+	return nil
+}
+
 // Splitter cuts a reader into chunks. It is not safe for concurrent use;
 // reuse one per goroutine with Reset to avoid reallocating its tables.
 type Splitter struct {
-	c        *chunker.Chunker
-	min, max uint
-	bits     int
+	c     *chunker.Chunker
+	shape Shape
 }
 
 // New returns a Splitter reading rd with polynomial pol, at the default
@@ -61,23 +106,32 @@ func New(rd io.Reader, pol Polynomial) *Splitter {
 }
 
 // NewAverage returns a Splitter reading rd with polynomial pol whose chunks
-// are about 1.5*average bytes long (average/2 to 8*average). average must be
-// a power of two from MinAverage to DefaultAverage.
+// are about 1.5*average bytes long (average/2 to 8*average): restic's shape,
+// scaled. average must be a power of two from MinAverage to DefaultAverage.
 func NewAverage(rd io.Reader, pol Polynomial, average int) (*Splitter, error) {
 	if average < MinAverage || average > DefaultAverage || average&(average-1) != 0 {
 		return nil, fmt.Errorf("chunk average %d: want a power of two from %d to %d", average, MinAverage, DefaultAverage)
 	}
-	s := &Splitter{min: uint(average / 2), max: uint(average * 8), bits: bits.TrailingZeros(uint(average))}
-	s.c = chunker.NewWithBoundaries(rd, pol, s.min, s.max)
-	s.c.SetAverageBits(s.bits)
+	return NewShape(rd, pol, Average(average))
+}
+
+// NewShape returns a Splitter reading rd with polynomial pol that cuts
+// chunks of the given shape.
+func NewShape(rd io.Reader, pol Polynomial, shape Shape) (*Splitter, error) {
+	if err := shape.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Splitter{shape: shape}
+	s.c = chunker.NewWithBoundaries(rd, pol, shape.Min, shape.Max)
+	s.c.SetAverageBits(shape.Bits)
 	return s, nil
 }
 
 // Reset makes the splitter read a new stream, with the same chunk sizes.
 func (s *Splitter) Reset(rd io.Reader, pol Polynomial) {
 	// The chunker's Reset restores its default sizes: set them again.
-	s.c.ResetWithBoundaries(rd, pol, s.min, s.max)
-	s.c.SetAverageBits(s.bits)
+	s.c.ResetWithBoundaries(rd, pol, s.shape.Min, s.shape.Max)
+	s.c.SetAverageBits(s.shape.Bits)
 }
 
 // Next returns the next chunk, stored in buf when it is large enough

@@ -129,6 +129,68 @@ func TestAverages(t *testing.T) {
 	}
 }
 
+// Shapes that skip more of each chunk than restic's: chunks within their
+// bounds, about Min + 2^Bits long, and an edit still costs one chunk or two.
+func TestShapes(t *testing.T) {
+	data := make([]byte, 16<<20)
+	rand.New(rand.NewSource(7)).Read(data)
+	edited := append(append(append([]byte(nil), data[:9<<20]...), []byte("one row updated")...), data[9<<20:]...)
+	for _, shape := range []Shape{{Min: 16 << 10, Bits: 13, Max: 128 << 10}, {Min: 128 << 10, Bits: 16, Max: 1 << 20}} {
+		s, err := NewShape(bytes.NewReader(data), testPol, shape)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunks := drain(t, s)
+		if got := bytes.Join(chunks, nil); !bytes.Equal(got, data) {
+			t.Fatalf("%+v: reassembled %d bytes differ", shape, len(got))
+		}
+		for i, c := range chunks {
+			if uint(len(c)) > shape.Max || (i < len(chunks)-1 && uint(len(c)) < shape.Min) {
+				t.Fatalf("%+v: chunk %d has %d bytes", shape, i, len(c))
+			}
+		}
+		mean := float64(len(data)) / float64(len(chunks))
+		if mean < 0.8*float64(shape.Mean()) || mean > 1.2*float64(shape.Mean()) {
+			t.Errorf("%+v: %d chunks, %.0f bytes on average, want about %d", shape, len(chunks), mean, shape.Mean())
+		}
+		seen := map[string]bool{}
+		for _, c := range chunks {
+			seen[string(c)] = true
+		}
+		s2, err := NewShape(bytes.NewReader(edited), testPol, shape)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fresh int
+		for _, c := range drain(t, s2) {
+			if !seen[string(c)] {
+				fresh += len(c)
+			}
+		}
+		if fresh > 2*int(shape.Max) {
+			t.Errorf("%+v: an insertion made %d bytes of new chunks", shape, fresh)
+		}
+	}
+}
+
+func TestShapeRejected(t *testing.T) {
+	for _, shape := range []Shape{
+		{},
+		{Min: 4 << 10, Bits: 11, Max: 64 << 10},   // 2^Bits below MinAverage
+		{Min: 1 << 20, Bits: 21, Max: 8 << 20},    // above DefaultAverage
+		{Min: 16 << 10, Bits: 16, Max: 1 << 20},   // Min below 2^Bits/2
+		{Min: 64 << 10, Bits: 16, Max: 128 << 10}, // Max too close to Min
+		{Min: 512 << 10, Bits: 20, Max: 16 << 20}, // Max above MaxSize
+	} {
+		if _, err := NewShape(nil, testPol, shape); err == nil {
+			t.Errorf("shape %+v accepted", shape)
+		}
+	}
+	if err := Average(DefaultAverage).Validate(); err != nil {
+		t.Errorf("restic's shape: %v", err)
+	}
+}
+
 func TestAverageRejected(t *testing.T) {
 	for _, avg := range []int{0, -1, MinAverage / 2, 3 << 10, 96 << 10, 2 * DefaultAverage} {
 		if _, err := NewAverage(nil, testPol, avg); err == nil {
@@ -194,19 +256,35 @@ func TestRandomPolynomialDiffers(t *testing.T) {
 	}
 }
 
+// BenchmarkSplit cuts 64 MiB with restic's shape (files), restic's shape at
+// 128 KiB (how dumps were cut) and the dump shape: the skipped minimum is
+// what the CPU per byte depends on.
 func BenchmarkSplit(b *testing.B) {
 	data := make([]byte, 64<<20)
 	rand.New(rand.NewSource(3)).Read(data)
 	buf := make([]byte, MaxSize)
-	s := New(nil, testPol)
-	b.SetBytes(int64(len(data)))
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		s.Reset(bytes.NewReader(data), testPol)
-		for {
-			if _, err := s.Next(buf); err != nil {
-				break
+	for _, bc := range []struct {
+		name  string
+		shape Shape
+	}{
+		{"restic", Average(DefaultAverage)},
+		{"restic-128k", Average(128 << 10)},
+		{"dump", Shape{Min: 128 << 10, Bits: 16, Max: 1 << 20}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s, err := NewShape(nil, testPol, bc.shape)
+			if err != nil {
+				b.Fatal(err)
 			}
-		}
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				s.Reset(bytes.NewReader(data), testPol)
+				for {
+					if _, err := s.Next(buf); err != nil {
+						break
+					}
+				}
+			}
+		})
 	}
 }

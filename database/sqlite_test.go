@@ -222,7 +222,7 @@ exec `+real+` "$@"
 	}
 }
 
-// Dumps are cut at DumpChunkAverage, finer than files: a row updated in a
+// Dumps are cut in DumpChunks' shape, finer than files: a row updated in a
 // dump of several MB stores one small chunk or two, not a megabyte.
 func TestDBDumpChunks(t *testing.T) {
 	testenv.RequireBinary(t, "sqlite3")
@@ -237,13 +237,14 @@ WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 40000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := int(first.Bytes) / (3 * database.DumpChunkAverage); len(node.Content) < want {
+	shape := database.DumpChunks()
+	if want := int(first.Bytes) / (2 * shape.Mean()); len(node.Content) < want {
 		t.Errorf("a %d-byte dump is %d blobs, want at least %d", first.Bytes, len(node.Content), want)
 	}
 
 	sqlite(t, src, "UPDATE rows SET v = 'updated' WHERE id = 20000")
 	second := dump(t, r, spec, database.Options{})[0]
-	if s := second.Snapshot.Summary; s.DataBlobs > 3 || s.DataAdded > 3*8*database.DumpChunkAverage {
+	if s := second.Snapshot.Summary; s.DataBlobs > 3 || s.DataAdded > 3*uint64(shape.Max) {
 		t.Errorf("one row updated in %d bytes stored %d blobs, %d bytes", second.Bytes, s.DataBlobs, s.DataAdded)
 	}
 }

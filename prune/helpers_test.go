@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/escrow-backup/escrow/backup"
+	"github.com/escrow-backup/escrow/chunk"
 	"github.com/escrow-backup/escrow/check"
 	"github.com/escrow-backup/escrow/internal/testenv"
 	"github.com/escrow-backup/escrow/remote"
@@ -111,7 +112,7 @@ func fixture(t *testing.T, s store, n int) []*repo.Snapshot {
 	defer r.Close()
 	var snaps []*repo.Snapshot
 	for v := 1; v <= n; v++ {
-		res, err := backup.Stream(ctx, r, bytes.NewReader(version(v)), "databases/site.sql", backup.Options{ChunkAverage: 16 << 10, Host: "web1"})
+		res, err := backup.Stream(ctx, r, bytes.NewReader(version(v)), "databases/site.sql", backup.Options{Chunks: chunk.Average(16 << 10), Host: "web1"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +131,7 @@ func addVersions(t *testing.T, s store, from, to int) []*repo.Snapshot {
 	}
 	var snaps []*repo.Snapshot
 	for v := from; v <= to; v++ {
-		res, err := backup.Stream(ctx, r, bytes.NewReader(version(v)), "databases/site.sql", backup.Options{ChunkAverage: 16 << 10, Host: "web1"})
+		res, err := backup.Stream(ctx, r, bytes.NewReader(version(v)), "databases/site.sql", backup.Options{Chunks: chunk.Average(16 << 10), Host: "web1"})
 		if err != nil {
 			t.Fatal(err)
 		}
