@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/escrow-backup/escrow/backup"
-	"github.com/escrow-backup/escrow/chunk"
 	"github.com/escrow-backup/escrow/check"
+	"github.com/escrow-backup/escrow/chunk"
 	"github.com/escrow-backup/escrow/internal/testenv"
 	"github.com/escrow-backup/escrow/remote"
 	"github.com/escrow-backup/escrow/remote/local"
