@@ -13,6 +13,9 @@ export ESCROW_MINIO_BIN := $(CACHE_BIN)/minio
 test:
 	scripts/test-deps.sh
 	go vet ./...
+	# The release builds for these too: their code and tests must compile.
+	GOOS=windows go vet ./...
+	GOOS=darwin go vet ./...
 	@unformatted="$$(gofmt -l .)"; \
 	if [ -n "$$unformatted" ]; then \
 		echo "gofmt needed on:"; echo "$$unformatted"; exit 1; \

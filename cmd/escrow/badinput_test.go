@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -536,7 +538,7 @@ func TestBadInputSpecialFiles(t *testing.T) {
 	if st.Size != sparseSize || st.Blocks*512 > 64<<20 {
 		t.Errorf("restored sparse file: size %d, %d MiB allocated; want %d and sparse", st.Size, st.Blocks*512>>20, sparseSize)
 	}
-	if err := unix.Stat(filepath.Join(restored, "special", "null"), &st); err != nil || st.Rdev != unix.Mkdev(1, 3) {
+	if err := unix.Stat(filepath.Join(restored, "special", "null"), &st); err != nil || uint64(st.Rdev) != unix.Mkdev(1, 3) {
 		t.Errorf("device file: %v rdev %d", err, st.Rdev)
 	}
 	c.ok("check", "--read-data")
