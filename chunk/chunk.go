@@ -50,7 +50,7 @@ func RandomPolynomial() (Polynomial, error) { return chunker.RandomPolynomial() 
 //
 // The fingerprint is computed only past Min, so of the two shapes with the
 // same mean, the one with the larger Min costs less CPU: restic's shape
-// fingerprints two thirds of every byte, a shape with Min = 2 * 2^Bits one
+// fingerprints two thirds of every chunk, a shape with Min = 2 * 2^Bits one
 // third. What it gives up is how soon cut points realign after an
 // insertion: the cut after one is the first candidate past Min, so the
 // larger Min is against 2^Bits, the more chunks pass before the old cut
@@ -79,10 +79,11 @@ func (s Shape) Mean() int { return int(s.Min) + 1<<s.Bits }
 // MinAverage to DefaultAverage, Min at least half of that and Max from
 // Min + 2 * 2^Bits to MaxSize.
 func (s Shape) Validate() error {
+	if s.Bits < bits.TrailingZeros(MinAverage) || s.Bits > bits.TrailingZeros(DefaultAverage) {
+		return fmt.Errorf("chunk shape %+v: 2^Bits must be from %d to %d", s, MinAverage, DefaultAverage)
+	}
 	avg := 1 << s.Bits
 	switch {
-	case s.Bits < bits.TrailingZeros(MinAverage) || avg > DefaultAverage:
-		return fmt.Errorf("chunk shape %+v: 2^Bits must be from %d to %d", s, MinAverage, DefaultAverage)
 	case s.Min < uint(avg/2):
 		return fmt.Errorf("chunk shape %+v: Min must be at least 2^Bits/2", s)
 	case s.Max < s.Min+2*uint(avg) || s.Max > MaxSize:
