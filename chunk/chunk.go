@@ -50,13 +50,11 @@ func RandomPolynomial() (Polynomial, error) { return chunker.RandomPolynomial() 
 //
 // The fingerprint is computed only past Min, so of the two shapes with the
 // same mean, the one with the larger Min costs less CPU: restic's shape
-// fingerprints two thirds of every chunk, a shape with Min = 2 * 2^Bits one
-// third. What it gives up is how soon cut points realign after an
+// fingerprints two thirds of every chunk, a shape with Min = 3 * 2^Bits a
+// quarter. What it gives up is how soon cut points realign after an
 // insertion: the cut after one is the first candidate past Min, so the
 // larger Min is against 2^Bits, the more chunks pass before the old cut
-// points are met again. Streams whose edits are small and scattered (rows
-// of a dump) lose nothing at Min = 2 * 2^Bits; docs/databases.md has the
-// measurements.
+// points are met again. docs/databases.md has the measurements for dumps.
 type Shape struct {
 	Min, Max uint
 	Bits     int

@@ -135,7 +135,7 @@ func TestShapes(t *testing.T) {
 	data := make([]byte, 16<<20)
 	rand.New(rand.NewSource(7)).Read(data)
 	edited := append(append(append([]byte(nil), data[:9<<20]...), []byte("one row updated")...), data[9<<20:]...)
-	for _, shape := range []Shape{{Min: 16 << 10, Bits: 13, Max: 128 << 10}, {Min: 128 << 10, Bits: 16, Max: 1 << 20}} {
+	for _, shape := range []Shape{{Min: 16 << 10, Bits: 13, Max: 128 << 10}, {Min: 192 << 10, Bits: 16, Max: 1 << 20}} {
 		s, err := NewShape(bytes.NewReader(data), testPol, shape)
 		if err != nil {
 			t.Fatal(err)
@@ -269,7 +269,7 @@ func BenchmarkSplit(b *testing.B) {
 	}{
 		{"restic", Average(DefaultAverage)},
 		{"restic-128k", Average(128 << 10)},
-		{"dump", Shape{Min: 128 << 10, Bits: 16, Max: 1 << 20}},
+		{"dump", Shape{Min: 192 << 10, Bits: 16, Max: 1 << 20}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			s, err := NewShape(nil, testPol, bc.shape)

@@ -154,21 +154,21 @@ type Result struct {
 	Err      error
 }
 
-// DumpChunks returns the shape dumps are cut with: chunks of 128 KiB to
-// 1 MiB, about 190 KiB on average, where files use restic's 1.5 MiB. A
+// DumpChunks returns the shape dumps are cut with: chunks of 192 KiB to
+// 1 MiB, about 256 KiB on average, where files use restic's 1.5 MiB. A
 // day's updates are rows scattered through the whole dump, which touch
-// most 1.5 MiB chunks but few of these: bench/db.sh measured a nightly dump
-// of a site-like database storing about 2.6 times less than at 1.5 MiB
-// (0.38 times what restic stores). The first 128 KiB of a chunk are not
-// fingerprinted (restic's shape skips a third of each chunk, this one two
-// thirds), which halves the CPU time of cutting, the largest share of what
-// a dump costs escrow, and stores no more after the small edits of rows.
-// The costs are 8 times as many index entries as at 1.5 MiB, a few percent
-// more bytes when nearly every chunk changes, as small blobs compress less
-// well, and some 25 KiB more after an insertion of many KiB at one place.
+// most 1.5 MiB chunks but fewer of these: bench/db.sh measured a nightly
+// dump of a site-like database storing 0.4 times what restic stores. The
+// first 192 KiB of a chunk are copied without computing the fingerprint
+// (restic's shape skips a third of each chunk, this one three quarters),
+// which takes cutting, the largest share of the CPU a mostly unchanged
+// dump costs escrow, to 0.4 of restic's shape at the same size. The costs
+// are 6 times as many index entries as at 1.5 MiB, a few percent more
+// bytes than restic's shape scaled to 128 KiB after small edits, and
+// about 60 KB more after an insertion of many KiB at one place.
 // docs/databases.md has the numbers. Changing it makes the next dump of
 // every database share nothing with the dumps before it.
-func DumpChunks() chunk.Shape { return chunk.Shape{Min: 128 << 10, Bits: 16, Max: 1 << 20} }
+func DumpChunks() chunk.Shape { return chunk.Shape{Min: 192 << 10, Bits: 16, Max: 1 << 20} }
 
 // Dump dumps the databases spec names, each into a snapshot of its own with
 // one file at DumpPath, tagged "db", "db:<type>" and "server:<version>" and
