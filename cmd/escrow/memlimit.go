@@ -37,11 +37,11 @@ const (
 
 // memoryLimitFor is the soft limit for a live heap of live bytes.
 func memoryLimitFor(live uint64) int64 {
-	l := live + max(live/limitHeadroomDiv, limitHeadroomMin)
-	if l > math.MaxInt64 {
-		return math.MaxInt64
+	h := uint64(max(live/limitHeadroomDiv, limitHeadroomMin))
+	if live > math.MaxInt64-h {
+		return math.MaxInt64 // no limit
 	}
-	return int64(l)
+	return int64(live + h)
 }
 
 // followLiveHeap keeps the soft memory limit at memoryLimitFor(live heap)
