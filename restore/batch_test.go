@@ -243,3 +243,52 @@ func TestRestoreInBatchesOverPartlyCorrectTarget(t *testing.T) {
 		t.Errorf("result %+v, want 6 files written, 239 skipped, 245 verified, 2 hard links", res)
 	}
 }
+
+// TestRestoreReadsPacksInParts restores with ranged reads of packs bounded
+// small: each pack's range is read in several parts (one blob each when the
+// bound is below every blob), and the tree comes back byte for byte, links
+// and all, with a file's chunks spread over parts and packs.
+func TestRestoreReadsPacksInParts(t *testing.T) {
+	r, sn, src := manyFiles(t)
+	packs := dataPacks(t, r, sn)
+	ctx := context.Background()
+	for _, part := range []int64{1, 32 << 10, 1 << 30} {
+		t.Run(fmt.Sprintf("part %d", part), func(t *testing.T) {
+			target := t.TempDir()
+			res, read, parts, err := restore.RunInParts(ctx, r, sn, restore.Options{Target: target, Verify: true}, part)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameTree(t, src, filepath.Join(target, src))
+			sameFile(t, filepath.Join(target, src, "d0/linked"), filepath.Join(target, src, "d3/link-b"))
+			const files = 240 + 2 + 2 + 1
+			if res.Files != files || res.Verified != files {
+				t.Errorf("result %+v, want %d files restored and verified", res, files)
+			}
+			t.Logf("%d packs read in %d parts", read, parts)
+			if read != int64(packs) {
+				t.Errorf("read %d packs, want each of the %d once", read, packs)
+			}
+			switch {
+			case part == 1 && parts != int64(r.Index().Len()-treeBlobs(t, r)):
+				t.Errorf("parts of 1 byte: %d reads, want one per data blob (%d)", parts, r.Index().Len()-treeBlobs(t, r))
+			case part == 32<<10 && parts <= 2*int64(packs):
+				t.Errorf("parts of 32 KiB: %d reads of %d packs of 128 KiB, want several per pack", parts, packs)
+			case part == 1<<30 && parts != int64(packs):
+				t.Errorf("parts larger than any pack: %d reads, want one per pack (%d)", parts, packs)
+			}
+		})
+	}
+}
+
+// treeBlobs counts the tree blobs in r's index.
+func treeBlobs(t *testing.T, r *repo.Repository) int {
+	t.Helper()
+	n := 0
+	r.Index().Each(func(pb repo.PackedBlob) {
+		if pb.Type == repo.TreeBlob {
+			n++
+		}
+	})
+	return n
+}

@@ -74,12 +74,15 @@ func (rs *restorer) plan(b *batch) ([]*packPlan, bufSizes) {
 	}
 	var sizes bufSizes
 	for _, p := range order {
-		sizes.data = max(sizes.data, p.end-p.start)
+		// A part of the range is at most rs.limits.part bytes, or one blob.
+		data := min(p.end-p.start, rs.limits.part)
 		for _, w := range p.blobs {
+			data = max(data, int64(w.pb.Length))
 			if w.pb.UncompressedLength != 0 {
 				sizes.plain = max(sizes.plain, int64(w.pb.UncompressedLength))
 			}
 		}
+		sizes.data = max(sizes.data, data)
 	}
 	return order, sizes
 }
@@ -144,40 +147,78 @@ func (b *packBufs) plainBuf() []byte {
 	return b.plain
 }
 
-// restorePack downloads the wanted part of one pack in one request and
-// writes each blob to every place that needs it.
+// restorePart bounds what a worker reads from a pack at once: the range of
+// its wanted blobs is read in parts of at most this many bytes (or one blob,
+// if larger), so a worker's buffer is sized by the part and the largest
+// blob, not by the pack (a repository may have packs of 64 MiB or more). A
+// few MiB keep the extra requests few: an 8 MiB pack takes two or three.
+const restorePart = 4 << 20
+
+// restorePack reads the wanted blobs of one pack, the range they span in
+// parts of at most rs.limits.part bytes, and writes each blob to every place that
+// needs it.
 func (rs *restorer) restorePack(ctx context.Context, p *packPlan, bufs *packBufs) {
 	list := make([]*wanted, 0, len(p.blobs))
 	for _, w := range p.blobs {
 		list = append(list, w)
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].pb.Offset < list[j].pb.Offset })
-	start, end := p.start, p.end
+	rs.reads.Add(1)
+	overwritten := false
+	for i := 0; i < len(list); {
+		start := int64(list[i].pb.Offset)
+		j := i + 1
+		for j < len(list) && blobEnd(list[j])-start <= rs.limits.part {
+			j++
+		}
+		var err error
+		if overwritten, err = rs.restorePart(ctx, p, list[i:j], start, blobEnd(list[j-1]), overwritten, bufs); err != nil {
+			// A missing pack, or a store that stayed unreachable
+			// through the retries: the rest of the pack is not tried.
+			rs.failBlobs(list[i:], err)
+			return
+		}
+		i = j
+	}
+}
 
-	failAll := func(err error) {
-		for _, w := range list {
-			for _, u := range w.uses {
-				if !u.file.failed.Swap(true) {
-					rs.fail(u.file.path, err)
-					_ = os.Remove(partialName(u.file.path))
-				}
+func blobEnd(w *wanted) int64 { return int64(w.pb.Offset) + int64(w.pb.Length) }
+
+// failBlobs fails every file that needs one of list's blobs.
+func (rs *restorer) failBlobs(list []*wanted, err error) {
+	for _, w := range list {
+		for _, u := range w.uses {
+			if !u.file.failed.Swap(true) {
+				rs.fail(u.file.path, err)
+				_ = os.Remove(partialName(u.file.path))
 			}
 		}
 	}
-	rs.reads.Add(1)
-	rs.readBytes.Add(end - start)
-	data, err := remote.LoadRangeInto(ctx, rs.r.Backend(), remote.Handle{Type: remote.PackFile, Name: p.id.String()}, start, end-start, bufs.dataBuf())
-	if err == nil && int64(len(data)) != end-start {
-		err = fmt.Errorf("got %d bytes, want %d: %w", len(data), end-start, remote.ErrPermanent)
-	}
-	// A pack that is not what the index describes (someone wrote over it,
-	// so the range no longer fits) is read blob by blob, each from an older
-	// version of the pack if the store keeps them. A missing pack, or a
-	// store that stayed unreachable through the retries, fails at once.
-	overwritten := err != nil && remote.IsPermanent(err) && !remote.IsNotFound(err) && ctx.Err() == nil
-	if err != nil && !overwritten {
-		failAll(fmt.Errorf("read pack %s: %w", p.id.Str(), err))
-		return
+}
+
+// restorePart reads the bytes start to end of a pack, which hold the blobs
+// of list, and writes those blobs. overwritten says an earlier part found
+// the pack not what the index describes: its blobs are then read one by
+// one. It returns whether the pack was found overwritten, and the error
+// that makes the rest of the pack not worth trying.
+func (rs *restorer) restorePart(ctx context.Context, p *packPlan, list []*wanted, start, end int64, overwritten bool, bufs *packBufs) (bool, error) {
+	var data []byte
+	if !overwritten {
+		rs.parts.Add(1)
+		rs.readBytes.Add(end - start)
+		var err error
+		data, err = remote.LoadRangeInto(ctx, rs.r.Backend(), remote.Handle{Type: remote.PackFile, Name: p.id.String()}, start, end-start, bufs.dataBuf())
+		if err == nil && int64(len(data)) != end-start {
+			err = fmt.Errorf("got %d bytes, want %d: %w", len(data), end-start, remote.ErrPermanent)
+		}
+		// A pack that is not what the index describes (someone wrote over it,
+		// so the range no longer fits) is read blob by blob, each from an older
+		// version of the pack if the store keeps them. A missing pack, or a
+		// store that stayed unreachable through the retries, fails at once.
+		overwritten = err != nil && remote.IsPermanent(err) && !remote.IsNotFound(err) && ctx.Err() == nil
+		if err != nil && !overwritten {
+			return false, fmt.Errorf("read pack %s: %w", p.id.Str(), err)
+		}
 	}
 	for _, w := range list {
 		var plain []byte
@@ -218,6 +259,7 @@ func (rs *restorer) restorePack(ctx context.Context, p *packPlan, bufs *packBufs
 			}
 		}
 	}
+	return overwritten, nil
 }
 
 // writeWhole writes the partial file of a file of one blob in one open:

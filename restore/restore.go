@@ -99,9 +99,10 @@ type restorer struct {
 	empty bool
 	// bufs are the workers' buffers, kept from batch to batch.
 	bufs chan *packBufs
-	// reads counts the ranged reads of packs, readBytes their bytes: a
-	// pack whose blobs fall in two batches is read once for each.
-	reads, readBytes atomic.Int64
+	// reads counts the packs read (a pack whose blobs fall in two batches
+	// is read once for each), parts the ranged reads they took, and
+	// readBytes their bytes.
+	reads, parts, readBytes atomic.Int64
 
 	mu     sync.Mutex
 	res    Result
@@ -111,15 +112,18 @@ type restorer struct {
 
 // Run restores sn into opts.Target.
 func Run(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Options) (*Result, error) {
-	res, _, err := run(ctx, r, sn, opts, batchLimits{entries: batchEntries, blobs: batchBlobs})
+	res, _, err := run(ctx, r, sn, opts, batchLimits{entries: batchEntries, blobs: batchBlobs, part: restorePart})
 	return res, err
 }
 
-// run is Run with the batches' limits; it also returns how many ranged
-// reads of packs it made.
-func run(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Options, limits batchLimits) (*Result, int64, error) {
+// readCounts are how many packs a restore read, and in how many ranged reads.
+type readCounts struct{ packs, parts int64 }
+
+// run is Run with the batches' limits; it also returns how many packs it
+// read, and in how many ranged reads.
+func run(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Options, limits batchLimits) (*Result, readCounts, error) {
 	if opts.Target == "" {
-		return nil, 0, errors.New("no target directory given")
+		return nil, readCounts{}, errors.New("no target directory given")
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = min(8, max(2, runtime.GOMAXPROCS(0)))
@@ -129,7 +133,7 @@ func run(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Option
 	}
 	target, err := filepath.Abs(opts.Target)
 	if err != nil {
-		return nil, 0, err
+		return nil, readCounts{}, err
 	}
 	opts.Target = target
 	for i, inc := range opts.Include {
@@ -142,23 +146,27 @@ func run(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Option
 	}
 	rs.empty = isEmptyDir(target)
 	if err := os.MkdirAll(target, 0o700); err != nil {
-		return nil, 0, fmt.Errorf("create target %s: %w", target, err)
+		return nil, readCounts{}, fmt.Errorf("create target %s: %w", target, err)
 	}
 	seen, err := rs.stream(ctx, sn)
-	rs.opts.Logger.Debug("restore read packs", "ranges", rs.reads.Load(), "bytes", rs.readBytes.Load())
+	rs.opts.Logger.Debug("restore read packs", "packs", rs.counts(), "ranges", rs.parts.Load(), "bytes", rs.readBytes.Load())
 	if err != nil {
-		return &rs.res, rs.reads.Load(), err
+		return &rs.res, rs.counts(), err
 	}
 	if len(opts.Include) > 0 && seen == 0 {
-		return nil, 0, fmt.Errorf("%s: %w in snapshot %s", strings.Join(opts.Include, ", "), repo.ErrNotInSnapshot, sn.ID.Str())
+		return nil, readCounts{}, fmt.Errorf("%s: %w in snapshot %s", strings.Join(opts.Include, ", "), repo.ErrNotInSnapshot, sn.ID.Str())
 	}
 	if err := syncFS(rs.opts.Target); err != nil {
-		return &rs.res, rs.reads.Load(), fmt.Errorf("sync %s: %w", rs.opts.Target, err)
+		return &rs.res, rs.counts(), fmt.Errorf("sync %s: %w", rs.opts.Target, err)
 	}
 	if len(rs.res.Errors) > 0 {
-		return &rs.res, rs.reads.Load(), fmt.Errorf("%d of the snapshot's entries could not be restored", len(rs.res.Errors))
+		return &rs.res, rs.counts(), fmt.Errorf("%d of the snapshot's entries could not be restored", len(rs.res.Errors))
 	}
-	return &rs.res, rs.reads.Load(), ctx.Err()
+	return &rs.res, rs.counts(), ctx.Err()
+}
+
+func (rs *restorer) counts() readCounts {
+	return readCounts{packs: rs.reads.Load(), parts: rs.parts.Load()}
 }
 
 // isEmptyDir reports whether dir is missing or an empty directory.

@@ -18,6 +18,8 @@ import (
 // many entries or blobs. A file is never split between batches.
 type batchLimits struct {
 	entries, blobs int
+	// part bounds a ranged read of a pack (restorePart).
+	part int64
 }
 
 // A batch holds at most batchEntries entries or batchBlobs blobs. A file

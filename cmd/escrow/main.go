@@ -35,6 +35,12 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
+	// In main, not run: the limit is the process's, and tests run
+	// commands in their own process through run.
+	stopLimit := func() {}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		stopLimit = followLiveHeap()
+	}
 	// Crash tests kill escrow at named steps (internal/failpoint); a
 	// misspelt step must not pass for one never reached.
 	if err := failpoint.Arm(os.Getenv(failpoint.EnvVar)); err != nil {
@@ -47,6 +53,7 @@ func main() {
 		getenv: os.Getenv,
 	})
 	stop()
+	stopLimit()
 	os.Exit(code)
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
 	"strings"
@@ -102,9 +103,10 @@ func (d *memDebug) run() {
 				d.writeProfile(d.path)
 			}
 			d.writeProfile(d.path + ".exit") // for alloc_space: all allocations
-			fmt.Fprintf(d.stderr, "memdebug: peak live heap %.1f MiB, peak heap objects %.1f MiB, peak RSS %s, %d GCs, %.2f s GC CPU; peak mapped %.1f MiB (%s)\n",
+			fmt.Fprintf(d.stderr, "memdebug: peak live heap %.1f MiB, peak heap objects %.1f MiB, peak RSS %s, %d GCs, %.2f s GC CPU; peak mapped %.1f MiB (%s); memory limit at exit %.1f MiB\n",
 				mib(d.peakLive), mib(d.peakHeap), peakRSS(),
-				samples[2].Value.Uint64(), samples[3].Value.Float64(), mib(d.peakMapped), d.atPeak)
+				samples[2].Value.Uint64(), samples[3].Value.Float64(), mib(d.peakMapped), d.atPeak,
+				mib(uint64(debug.SetMemoryLimit(-1))))
 			return
 		case <-t.C:
 		}
