@@ -2,9 +2,10 @@ package main
 
 import (
 	"math"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"time"
+	"sync/atomic"
 )
 
 // A soft memory limit that follows the live heap. Most of what escrow keeps
@@ -30,9 +31,6 @@ const (
 	// the big buffers and the index hold no pointers to scan.
 	limitHeadroomDiv = 4
 	limitHeadroomMin = 48 << 20
-	// limitPoll is how often the limit is checked against the collector's
-	// cycle count; it is only recomputed after a collection.
-	limitPoll = 20 * time.Millisecond
 )
 
 // memoryLimitFor is the soft limit for a live heap of live bytes.
@@ -45,31 +43,29 @@ func memoryLimitFor(live uint64) int64 {
 }
 
 // followLiveHeap keeps the soft memory limit at memoryLimitFor(live heap)
-// until stop is called.
+// until stop is called. It runs after each collection, from the finalizer
+// of an object that each run replaces with a new one, so an idle process
+// (the agent between two backups) is not woken to check it.
 func followLiveHeap() (stop func()) {
-	done := make(chan struct{})
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		samples := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/live:bytes"}}
-		var seen uint64
-		t := time.NewTicker(limitPoll)
-		defer t.Stop()
-		for {
-			metrics.Read(samples)
-			if c := samples[0].Value.Uint64(); c != seen {
-				seen = c
-				debug.SetMemoryLimit(memoryLimitFor(samples[1].Value.Uint64()))
-			}
-			select {
-			case <-done:
+	var stopped atomic.Bool
+	samples := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	var arm func()
+	arm = func() {
+		runtime.SetFinalizer(new(gcSentinel), func(*gcSentinel) {
+			if stopped.Load() {
 				return
-			case <-t.C:
 			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-exited
+			metrics.Read(samples)
+			debug.SetMemoryLimit(memoryLimitFor(samples[0].Value.Uint64()))
+			arm()
+		})
 	}
+	arm()
+	return func() { stopped.Store(true) }
 }
+
+// gcSentinel is allocated only to be collected: its finalizer runs once a
+// collection has found it unreachable. It holds a pointer so that it is
+// not put in a block shared with other small objects (the runtime's tiny
+// allocator), whose finalizers wait for the whole block.
+type gcSentinel struct{ _ *byte }

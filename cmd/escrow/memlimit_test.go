@@ -28,13 +28,13 @@ func TestMemoryLimitFor(t *testing.T) {
 }
 
 // TestFollowLiveHeapRaisesLimit holds a large pointer-free allocation, as
-// the index and the pack buffers are, and checks that the limit follows the
-// live heap up after a collection and stays above it by the headroom.
+// the index and the pack buffers are, and checks that after a collection
+// the limit is set from the live heap: above it by the headroom, and
+// below "no limit". Once stopped, collections leave the limit alone.
 func TestFollowLiveHeapRaisesLimit(t *testing.T) {
-	prev := debug.SetMemoryLimit(-1)
+	prev := debug.SetMemoryLimit(math.MaxInt64)
 	defer debug.SetMemoryLimit(prev)
 	stop := followLiveHeap()
-	defer stop()
 
 	ballast := make([]byte, 96<<20)
 	for i := range ballast {
@@ -44,16 +44,28 @@ func TestFollowLiveHeapRaisesLimit(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		runtime.GC()
-		time.Sleep(5 * limitPoll)
+		time.Sleep(20 * time.Millisecond) // the hook runs soon after
 		metrics.Read(live)
 		limit := debug.SetMemoryLimit(-1)
-		if l := live[0].Value.Uint64(); limit >= memoryLimitFor(l) && l >= uint64(len(ballast)) {
+		l := live[0].Value.Uint64()
+		if limit < math.MaxInt64 && uint64(limit) > l && l >= uint64(len(ballast)) &&
+			uint64(limit) >= uint64(len(ballast))+limitHeadroomMin {
 			t.Logf("live heap %d MiB, limit %d MiB", l>>20, limit>>20)
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("limit %d after 5 s, want at least %d for a live heap of %d", limit, memoryLimitFor(live[0].Value.Uint64()), live[0].Value.Uint64())
+			t.Fatalf("limit %d after 5 s, want about %d for a live heap of %d", limit, memoryLimitFor(l), l)
 		}
 	}
 	runtime.KeepAlive(ballast)
+
+	stop()
+	debug.SetMemoryLimit(math.MaxInt64)
+	for range 3 {
+		runtime.GC()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if limit := debug.SetMemoryLimit(-1); limit != math.MaxInt64 {
+		t.Errorf("limit %d after stop, want it left alone", limit)
+	}
 }
