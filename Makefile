@@ -10,10 +10,11 @@ export ESCROW_MINIO_BIN := $(CACHE_BIN)/minio
 
 .PHONY: test build release-check soak
 
+# The release builds for windows and darwin too: their code and tests must
+# compile, so test vets them as well.
 test:
 	scripts/test-deps.sh
 	go vet ./...
-	# The release builds for these too: their code and tests must compile.
 	GOOS=windows go vet ./...
 	GOOS=darwin go vet ./...
 	@unformatted="$$(gofmt -l .)"; \
