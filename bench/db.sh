@@ -11,7 +11,7 @@
 #   BENCH_SEED=1             site: data seed
 #   BENCH_PG_SCALE=20        pgbench: pgbench -i -s SCALE
 #   BENCH_PG_SECONDS=30      pgbench: pgbench -T SECONDS between the dumps
-#   BENCH_CHUNKS="64/17/512 128/16/1024 128 1024"  chunk shapes for the offline
+#   BENCH_CHUNKS="128 192/16/1024 1024"  chunk shapes for the offline
 #                            comparison on the saved dumps: AVG (restic's shape
 #                            at AVG KiB) or MIN/BITS/MAX (KiB; bench/dbchunks)
 #                            ("" skips it)
@@ -35,7 +35,7 @@ BENCH_DB_MB=${BENCH_DB_MB:-300}
 BENCH_SEED=${BENCH_SEED:-1}
 BENCH_PG_SCALE=${BENCH_PG_SCALE:-20}
 BENCH_PG_SECONDS=${BENCH_PG_SECONDS:-30}
-BENCH_CHUNKS=${BENCH_CHUNKS-64/17/512 128/16/1024 128 1024}
+BENCH_CHUNKS=${BENCH_CHUNKS-128 192/16/1024 1024}
 BENCH_FIRST=${BENCH_FIRST:-escrow}
 BENCH_BASE=${BENCH_BASE:-}
 BENCH_KEEP=${BENCH_KEEP:-0}

@@ -2,7 +2,7 @@
 // consecutive dumps with several chunk shapes, to choose the one database
 // dumps use (bench/db.sh runs it on the dumps it saved).
 //
-//	dbchunks -dir DIR [-shapes 64,128/16/1024,1024] DUMP1 DUMP2
+//	dbchunks -dir DIR [-shapes 128,192/16/1024,1024] DUMP1 DUMP2
 //
 // A shape is AVG, restic's shape scaled to an average of AVG KiB (chunks of
 // AVG/2 to 8*AVG KiB), or MIN/BITS/MAX: chunks of MIN to MAX KiB, cut where
@@ -44,11 +44,11 @@ const password = "dbchunks"
 
 func main() {
 	dir := flag.String("dir", "", "folder for the repositories (required; must not exist)")
-	shapes := flag.String("shapes", "64,128/16/1024,1024", "chunk shapes, comma separated: AVG or MIN/BITS/MAX (KiB)")
+	shapes := flag.String("shapes", "128,192/16/1024,1024", "chunk shapes, comma separated: AVG or MIN/BITS/MAX (KiB)")
 	insert := flag.String("insert", "", "K:MAX: compare DUMP1 with itself after K insertions of up to MAX bytes")
 	flag.Parse()
 	if *dir == "" || flag.NArg() != 2-min(len(*insert), 1) {
-		fmt.Fprintln(os.Stderr, "usage: dbchunks -dir DIR [-shapes 64,128/16/1024,1024] DUMP1 DUMP2")
+		fmt.Fprintln(os.Stderr, "usage: dbchunks -dir DIR [-shapes 128,192/16/1024,1024] DUMP1 DUMP2")
 		fmt.Fprintln(os.Stderr, "       dbchunks -dir DIR [-shapes ...] -insert K:MAX DUMP1")
 		os.Exit(2)
 	}
