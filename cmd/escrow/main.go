@@ -37,9 +37,8 @@ func main() {
 	}
 	// In main, not run: the limit is the process's, and tests run
 	// commands in their own process through run.
-	stopLimit := func() {}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		stopLimit = followLiveHeap()
+		followLiveHeap() // for the life of the process
 	}
 	// Crash tests kill escrow at named steps (internal/failpoint); a
 	// misspelt step must not pass for one never reached.
@@ -53,7 +52,6 @@ func main() {
 		getenv: os.Getenv,
 	})
 	stop()
-	stopLimit()
 	os.Exit(code)
 }
 

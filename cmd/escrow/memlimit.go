@@ -16,16 +16,16 @@ import (
 // stay mapped until the scavenger gets to them: at 1,000,000 files and
 // 20 GB a backup's peak RSS was about twice its live heap. A limit a little
 // above the live heap bounds both: the collector runs before the heap grows
-// more than limitHeadroom past it, and the runtime returns free spans to the
+// more than the headroom past it, and the runtime returns free spans to the
 // OS as the total nears the limit.
 //
 // The limit is derived from the live heap the collector last measured, so
 // it can never sit below it: a limit below the live heap would make the
 // collector run back to back. When the heap grows between two readings, the
-// collector runs a little early, measures it, and the next reading raises
-// the limit. GOMEMLIMIT, when set, replaces all of this.
+// collector runs a little early, measures it, and the limit set after that
+// collection is raised with it. GOMEMLIMIT, when set, replaces all of this.
 const (
-	// limitHeadroom is the headroom over the live heap, as a fraction
+	// The headroom over the live heap is a fraction
 	// (1/limitHeadroomDiv) with a floor of limitHeadroomMin bytes: about
 	// twice as many collections as gcPercent alone, each cheap because
 	// the big buffers and the index hold no pointers to scan.
