@@ -77,6 +77,14 @@ func run(ctx context.Context, args []string, e env) int {
 		}
 		defer stop()
 	}
+	if path := e.getenv(traceDebugEnv); path != "" {
+		stop, err := startTrace(path)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "escrow: %s: %v\n", traceDebugEnv, err)
+			return 1
+		}
+		defer stop()
+	}
 	root := newRootCommand(e)
 	root.SetArgs(args)
 	root.SetIn(e.stdin)

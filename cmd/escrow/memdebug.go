@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"time"
 )
@@ -22,6 +23,28 @@ const memDebugEnv = "ESCROW_DEBUG_MEMPROFILE"
 // whole command there (go tool pprof FILE). For finding where a slow
 // command spends its time; not a user feature.
 const cpuDebugEnv = "ESCROW_DEBUG_CPUPROFILE"
+
+// traceDebugEnv names a file: when set, escrow writes an execution trace
+// of the whole command there (go tool trace FILE). For finding where a
+// command's wall time goes (waiting on a pipe, the store, the collector)
+// when the CPU profile shows nothing to spend it; not a user feature.
+const traceDebugEnv = "ESCROW_DEBUG_TRACE"
+
+// startTrace starts the execution trace; the function it returns ends it.
+func startTrace(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		trace.Stop()
+		f.Close()
+	}, nil
+}
 
 // startCPUProfile starts the CPU profile; the function it returns ends it.
 func startCPUProfile(path string) (func(), error) {
