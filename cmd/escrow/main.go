@@ -69,18 +69,14 @@ func run(ctx context.Context, args []string, e env) int {
 		d := startMemDebug(path, e.stderr)
 		defer d.stop()
 	}
-	if path := e.getenv(cpuDebugEnv); path != "" {
-		stop, err := startCPUProfile(path)
-		if err != nil {
-			fmt.Fprintf(e.stderr, "escrow: %s: %v\n", cpuDebugEnv, err)
-			return 1
+	for _, rec := range debugRecorders {
+		path := e.getenv(rec.env)
+		if path == "" {
+			continue
 		}
-		defer stop()
-	}
-	if path := e.getenv(traceDebugEnv); path != "" {
-		stop, err := startTrace(path)
+		stop, err := startRecording(path, rec.start, rec.stop)
 		if err != nil {
-			fmt.Fprintf(e.stderr, "escrow: %s: %v\n", traceDebugEnv, err)
+			fmt.Fprintf(e.stderr, "escrow: %s: %v\n", rec.env, err)
 			return 1
 		}
 		defer stop()

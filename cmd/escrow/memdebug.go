@@ -30,34 +30,30 @@ const cpuDebugEnv = "ESCROW_DEBUG_CPUPROFILE"
 // when the CPU profile shows nothing to spend it; not a user feature.
 const traceDebugEnv = "ESCROW_DEBUG_TRACE"
 
-// startTrace starts the execution trace; the function it returns ends it.
-func startTrace(path string) (func(), error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := trace.Start(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() {
-		trace.Stop()
-		f.Close()
-	}, nil
+// debugRecorders are the whole-command recordings an environment variable
+// turns on: each starts writing to a file and stops when the command ends.
+var debugRecorders = []struct {
+	env   string
+	start func(io.Writer) error
+	stop  func()
+}{
+	{cpuDebugEnv, pprof.StartCPUProfile, pprof.StopCPUProfile},
+	{traceDebugEnv, trace.Start, trace.Stop},
 }
 
-// startCPUProfile starts the CPU profile; the function it returns ends it.
-func startCPUProfile(path string) (func(), error) {
+// startRecording creates path and starts a recorder writing to it; the
+// function it returns stops the recorder and closes the file.
+func startRecording(path string, start func(io.Writer) error, stop func()) (func(), error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
+	if err := start(f); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return func() {
-		pprof.StopCPUProfile()
+		stop()
 		f.Close()
 	}, nil
 }
