@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/escrow-backup/escrow/chunk"
 	"log/slog"
 	"os"
 	"os/user"
@@ -23,6 +22,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/escrow-backup/escrow/chunk"
 	"github.com/escrow-backup/escrow/repo"
 )
 

@@ -47,24 +47,34 @@ func main() {
 	shapes := flag.String("shapes", "128,192/16/1024,1024", "chunk shapes, comma separated: AVG or MIN/BITS/MAX (KiB)")
 	insert := flag.String("insert", "", "K:MAX: compare DUMP1 with itself after K insertions of up to MAX bytes")
 	flag.Parse()
-	if *dir == "" || flag.NArg() != 2-min(len(*insert), 1) {
+	dumps := 2 // DUMP1 DUMP2, or DUMP1 alone with -insert
+	if *insert != "" {
+		dumps = 1
+	}
+	if *dir == "" || flag.NArg() != dumps {
 		fmt.Fprintln(os.Stderr, "usage: dbchunks -dir DIR [-shapes 128,192/16/1024,1024] DUMP1 DUMP2")
 		fmt.Fprintln(os.Stderr, "       dbchunks -dir DIR [-shapes ...] -insert K:MAX DUMP1")
 		os.Exit(2)
 	}
 	dump2 := flag.Arg(1)
+	// cleanup removes what dbchunks wrote: the copy with insertions, never
+	// a dump it was given. os.Exit skips deferred calls, so it is called
+	// on every way out.
+	cleanup := func() {}
 	if *insert != "" {
 		// Beside DIR, which must not exist yet.
 		dump2 = filepath.Clean(*dir) + ".inserted.sql"
+		cleanup = func() { os.Remove(dump2) }
 		if err := writeInserted(flag.Arg(0), dump2, *insert); err != nil {
+			cleanup()
 			fmt.Fprintln(os.Stderr, "dbchunks:", err)
 			os.Exit(1)
 		}
-		defer os.Remove(dump2)
 	}
-	if err := run(context.Background(), *dir, *shapes, flag.Arg(0), dump2); err != nil {
+	err := run(context.Background(), *dir, *shapes, flag.Arg(0), dump2)
+	cleanup()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "dbchunks:", err)
-		os.Remove(dump2)
 		os.Exit(1)
 	}
 }
