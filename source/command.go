@@ -19,7 +19,7 @@ import (
 // mistaken for a complete one.
 type Command struct {
 	cmd    *exec.Cmd
-	stdout io.ReadCloser
+	stdout pipeReader
 	stderr *tailBuffer
 	name   string
 
@@ -41,16 +41,24 @@ func StartCommand(ctx context.Context, argv []string, env []string) (*Command, e
 	KillWithParent(cmd)
 	c := &Command{cmd: cmd, stderr: &tailBuffer{max: 4096}, name: argv[0]}
 	cmd.Stderr = c.stderr
-	out, err := cmd.StdoutPipe()
+	out, err := stdoutPipe(cmd)
 	if err != nil {
-		return nil, err
-	}
-	growPipe(out)
-	c.stdout = out
-	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", c.name, err)
 	}
+	c.stdout = out
+	if err := cmd.Start(); err != nil {
+		_ = out.Close()
+		return nil, fmt.Errorf("start %s: %w", c.name, err)
+	}
+	out.started(cmd.Process.Pid)
 	return c, nil
+}
+
+// pipeReader is the read end of a command's standard output.
+type pipeReader interface {
+	io.ReadCloser
+	// started is called once the command runs, with its process ID.
+	started(pid int)
 }
 
 // Read reads the command's output. At the end of the output it waits for the
@@ -95,7 +103,7 @@ func (c *Command) Close() error {
 		_ = c.stdout.Close()
 	}
 	if c.cmd.ProcessState == nil {
-		_ = c.cmd.Process.Kill()
+		_ = c.cmd.Cancel() // what a cancelled context does: kill the tool
 	}
 	return c.wait()
 }
