@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark escrow's database dumps against restic on the same pairs of
 # consecutive dumps, in one run, against the floor (the zstd-compressed
-# unified diff between the two dumps). See bench/README.md, "Database dumps".
+# unified diff between the two dumps); then the second dump once more,
+# nothing changed, for the throughput of a quiet night. See bench/README.md,
+# "Database dumps".
 #
 #   bash bench/db.sh
 #
@@ -350,7 +352,7 @@ finish_scenario() {
 		rm -rf "$DATA/chunks-$sc"
 	fi
 	if [[ $BENCH_KEEP != 1 ]]; then
-		rm -f "$d1" "$d2"
+		rm -f "$d1" "$d2" "$DUMPS/$sc.3.sql"
 	fi
 }
 
@@ -402,6 +404,9 @@ run_site() {
 		"$BIN/dbgen" "$BENCH_DB_MB" "$BENCH_SEED" "${root[@]}"
 	R[site.change]=$(grep -o 'round 1: .*;' "$LOGS/site.change.err" | sed 's/^round 1: //; s/;$//')
 	dump_round site 2
+	# The same database again: a night on which nothing changed, or the
+	# unchanged stretches of a busy one.
+	dump_round site 3
 
 	stop "$MARIADB_PID"
 	MARIADB_PID=
@@ -454,6 +459,7 @@ run_pgbench() {
 	timed pgbench.change "$PGBIN/pgbench" -T "$BENCH_PG_SECONDS" -h "$sock" -U bench bench
 	R[pgbench.change]="$(grep -o 'number of transactions actually processed: [0-9]*' "$LOGS/pgbench.change.out" | grep -o '[0-9]*$') transactions, $(grep -o 'tps = [0-9.]*' "$LOGS/pgbench.change.out" | head -1)"
 	dump_round pgbench 2
+	dump_round pgbench 3
 
 	stop "$PG_PID"
 	PG_PID=
@@ -499,13 +505,17 @@ REPORT=$LOGS/results.txt
 	echo "First dumps (into empty repositories), MB added: $(for sc in $BENCH_DB_SCENARIOS; do
 		printf '%s escrow %s, restic %s;  ' "$sc" "$(mb "${R[$sc.1.escrow.added]}")" "$(mb "${R[$sc.1.restic.added]}")"
 	done)"
+	echo "Third dumps (the second again, nothing changed), MB added: $(for sc in $BENCH_DB_SCENARIOS; do
+		printf '%s escrow %s, restic %s;  ' "$sc" "$(mb "${R[$sc.3.escrow.added]}")" "$(mb "${R[$sc.3.restic.added]}")"
+	done)"
 	echo
 	echo "Dump streaming throughput (MB/s of dump; escrow's stream time, from its --json duration, and"
 	echo "its wall time incl. opening the repository; pipe = the dump piped to cat >/dev/null; ratio ="
-	echo "escrow stream MB/s / dump-to-/dev/null MB/s, ratio_pipe = the same against the pipe):"
+	echo "escrow stream MB/s / dump-to-/dev/null MB/s, ratio_pipe = the same against the pipe;"
+	echo ".1 the first dump, .2 the second after the changes, .3 the second again):"
 	printf '%-10s %8s %9s %9s %9s %9s %9s %7s %10s %6s\n' dump MB devnull pipe escrow escrow_wall restic ratio ratio_pipe load
 	for sc in $BENCH_DB_SCENARIOS; do
-		for n in 1 2; do
+		for n in 1 2 3; do
 			k=$sc.$n
 			printf '%-10s %8s %9s %9s %9s %9s %9s %7s %10s %6s\n' "$k" "$(mb "${R[$k.bytes]}")" \
 				"$(mbps "${R[$k.bytes]}" "${R[$k.devnull.wall]}")" "$(mbps "${R[$k.bytes]}" "${R[$k.pipe.wall]}")" \
@@ -515,7 +525,7 @@ REPORT=$LOGS/results.txt
 				"$(div "${R[$k.pipe.wall]}" "${R[$k.escrow.stream_s]}")" "${R[$k.escrow.load]}"
 		done
 	done
-	echo "(target: ratio >= 0.80; CPU seconds: $(for sc in $BENCH_DB_SCENARIOS; do for n in 1 2; do
+	echo "(target: ratio >= 0.80; CPU seconds: $(for sc in $BENCH_DB_SCENARIOS; do for n in 1 2 3; do
 		printf '%s devnull %s escrow %s restic %s;  ' "$sc.$n" "${R[$sc.$n.devnull.cpu]}" "${R[$sc.$n.escrow.cpu]}" "${R[$sc.$n.restic.cpu]}"
 	done; done))"
 	if [[ -n $BENCH_BASE ]]; then
@@ -525,7 +535,7 @@ REPORT=$LOGS/results.txt
 		echo "time / escrow's):"
 		printf '%-10s %9s %9s %6s %6s | %8s %8s %7s %7s %8s\n' dump escrow_MB base_MB e/r b/r escrow base e_ratio b_ratio speedup
 		for sc in $BENCH_DB_SCENARIOS; do
-			for n in 1 2; do
+			for n in 1 2 3; do
 				k=$sc.$n
 				printf '%-10s %9s %9s %6s %6s | %8s %8s %7s %7s %8s\n' "$k" "$(mb "${R[$k.escrow.added]}")" "$(mb "${R[$k.base.added]}")" \
 					"$(div "${R[$k.escrow.added]}" "${R[$k.restic.added]}")" "$(div "${R[$k.base.added]}" "${R[$k.restic.added]}")" \
@@ -534,7 +544,7 @@ REPORT=$LOGS/results.txt
 					"$(div "${R[$k.base.stream_s]}" "${R[$k.escrow.stream_s]}")"
 			done
 		done
-		echo "(CPU seconds, escrow / base, with the dump tool's: $(for sc in $BENCH_DB_SCENARIOS; do for n in 1 2; do
+		echo "(CPU seconds, escrow / base, with the dump tool's: $(for sc in $BENCH_DB_SCENARIOS; do for n in 1 2 3; do
 			printf '%s %s / %s;  ' "$sc.$n" "${R[$sc.$n.escrow.cpu]}" "${R[$sc.$n.base.cpu]}"
 		done; done))"
 	fi
