@@ -118,7 +118,7 @@ type pacer struct {
 	rate    float64   // bytes per second in the last window
 	busy    bool      // the tool was CPU-bound in the last window
 	drained bool      // the last read emptied the pipe
-	pauses  int
+	pauses  int       // pauses taken, for tests and debugging
 }
 
 const (
